@@ -1,0 +1,10 @@
+package cli
+
+import (
+	"context"
+	"errors"
+)
+
+func runDemo(_ context.Context, _ *env, _ []string) error {
+	return errors.New("not built yet")
+}

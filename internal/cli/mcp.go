@@ -1,0 +1,10 @@
+package cli
+
+import (
+	"context"
+	"errors"
+)
+
+func runMCP(_ context.Context, _ *env, _ []string) error {
+	return errors.New("not built yet")
+}

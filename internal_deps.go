@@ -1,0 +1,23 @@
+package main
+import (
+ _ "github.com/riverqueue/river"
+ _ "github.com/riverqueue/river/riverdriver/riversqlite"
+ _ "github.com/riverqueue/river/riverdriver/riverpgxv5"
+ _ "github.com/riverqueue/river/rivermigrate"
+ _ "github.com/labstack/echo/v5"
+ _ "gitlab.com/gitlab-org/api/client-go/v2"
+ _ "github.com/go-git/go-git/v5"
+ _ "github.com/modelcontextprotocol/go-sdk/mcp"
+ _ "modernc.org/sqlite"
+ _ "golang.org/x/oauth2/clientcredentials"
+ _ "github.com/jackc/pgx/v5/pgxpool"
+ _ "github.com/aws/aws-sdk-go-v2/config"
+ _ "github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+ _ "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+ _ "github.com/aws/aws-sdk-go-v2/service/sts"
+ _ "github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+ _ "github.com/prometheus/client_golang/prometheus"
+ _ "github.com/google/shlex"
+ _ "go.yaml.in/yaml/v3"
+)
+func main(){}
