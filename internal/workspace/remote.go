@@ -32,6 +32,10 @@ var (
 	// ErrBranchMoved: the branch changed on the remote since the fetch.
 	// Retryable: a new run starts from the new head.
 	ErrBranchMoved = errors.New("branch moved on the remote")
+	// ErrPushRejected: the remote refused the update (a protected branch, a
+	// server hook, a ref that changed during the push). Permanent for this
+	// commit.
+	ErrPushRejected = errors.New("push rejected by the remote")
 	// ErrNoFreeBranch: every alternative branch name is taken by someone
 	// else. Permanent.
 	ErrNoFreeBranch = errors.New("no free branch name")
@@ -61,7 +65,7 @@ func (w *Workspace) redact(err error) error {
 		return err
 	}
 	r := &redactedError{msg: strings.ReplaceAll(err.Error(), w.opts.Token, "[REDACTED]")}
-	for _, kind := range []error{ErrAuth, ErrNotFound, ErrBranchMoved, context.Canceled, context.DeadlineExceeded} {
+	for _, kind := range []error{ErrAuth, ErrNotFound, ErrBranchMoved, ErrPushRejected, context.Canceled, context.DeadlineExceeded} {
 		if errors.Is(err, kind) {
 			r.kind = kind
 			break
@@ -281,13 +285,11 @@ func (w *Workspace) Push(ctx context.Context) error {
 	req.Commands = []*packp.Command{{Name: refName, Old: expected, New: w.commit}}
 	req.Packfile = io.NopCloser(&pack)
 	rs, err := sess.ReceivePack(ctx, req)
+	if rs != nil && rs.Error() != nil {
+		return w.redact(fmt.Errorf("push %s to %s: %w: %w", w.project, w.branch, ErrPushRejected, rs.Error()))
+	}
 	if err != nil {
 		return w.remoteErr("push", err)
-	}
-	if rs != nil {
-		if err := rs.Error(); err != nil {
-			return w.redact(fmt.Errorf("push %s to %s: remote refused: %w", w.project, w.branch, err))
-		}
 	}
 	w.log.Info("pushed", "branch", w.branch, "commit", w.commit.String(), "objects", len(w.newObjs),
 		"pack_bytes", pack.Len(), "elapsed", time.Since(start).Round(time.Millisecond))

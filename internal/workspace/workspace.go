@@ -196,37 +196,42 @@ func Open(ctx context.Context, o Options) (_ *Workspace, err error) {
 }
 
 func (o *Options) validate() error {
-	var problems []string
+	var problems []error
 	u, err := url.Parse(o.RemoteURL)
 	switch {
 	case o.RemoteURL == "":
-		problems = append(problems, "RemoteURL is empty")
+		problems = append(problems, errors.New("RemoteURL is empty"))
 	case err != nil:
-		problems = append(problems, "RemoteURL does not parse")
+		problems = append(problems, errors.New("RemoteURL does not parse"))
 	case u.Scheme != "https" && u.Scheme != "http":
-		problems = append(problems, "RemoteURL must be http(s)")
+		problems = append(problems, errors.New("RemoteURL must be http(s)"))
 	case u.User != nil:
-		problems = append(problems, "RemoteURL must not hold credentials (pass Token)")
+		problems = append(problems, errors.New("RemoteURL must not hold credentials (pass Token)"))
 	}
 	if o.BaseBranch == "" {
-		problems = append(problems, "BaseBranch is empty")
+		problems = append(problems, errors.New("BaseBranch is empty"))
 	}
 	if o.Author.Name == "" || o.Author.Email == "" {
-		problems = append(problems, "Author name and email are required")
+		problems = append(problems, errors.New("Author name and email are required"))
 	}
 	if o.RunID == "" || strings.ContainsAny(o.RunID, "\r\n") {
-		problems = append(problems, "RunID is empty or has a line break")
+		problems = append(problems, errors.New("RunID is empty or has a line break"))
 	}
 	if o.Policy == nil {
-		problems = append(problems, "Policy is required")
+		problems = append(problems, errors.New("Policy is required"))
 	}
 	if err := checkPushTarget(o.Branch, o); err != nil {
-		problems = append(problems, err.Error())
+		problems = append(problems, err)
 	}
-	if len(problems) > 0 {
-		return fmt.Errorf("open workspace: %s", strings.Join(problems, "; "))
+	if len(problems) == 0 {
+		return nil
 	}
-	return nil
+	format := "open workspace: %w" + strings.Repeat("; %w", len(problems)-1)
+	args := make([]any, len(problems))
+	for i, p := range problems {
+		args[i] = p
+	}
+	return fmt.Errorf(format, args...)
 }
 
 func defaultHTTPClient() *http.Client {
