@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -477,16 +478,28 @@ func truncate(s string, max int) string {
 	return s[:cut] + fmt.Sprintf("\n[truncated: the result was %d bytes; only the first %d are shown. Ask for less, e.g. a smaller range.]", len(s), cut)
 }
 
-// short is s on one line, at most n bytes, for events and logs.
+// short is s on one line, at most n bytes (plus an ellipsis), for events
+// and logs. It reads only as much of s as it keeps.
 func short(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) <= n {
-		return s
+	var b strings.Builder
+	b.Grow(min(len(s), n+4))
+	space := false
+	for _, r := range s {
+		if unicode.IsSpace(r) {
+			space = b.Len() > 0
+			continue
+		}
+		if b.Len()+utf8.RuneLen(r)+1 > n {
+			b.WriteString("…")
+			break
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		b.WriteRune(r)
 	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
+	return b.String()
 }
 
 // record appends a redacted copy of m to the transcript.

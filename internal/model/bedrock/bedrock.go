@@ -198,10 +198,12 @@ func message(msg agent.Message) (types.Message, error) {
 		case b.ToolUse != nil:
 			var v any = map[string]any{}
 			if len(bytes.TrimSpace(b.ToolUse.Input)) > 0 {
-				var err error
-				if v, err = decodeJSON(b.ToolUse.Input); err != nil {
-					// Malformed input the model sent: replay it as a string
-					// so the conversation stays valid.
+				d, err := decodeJSON(b.ToolUse.Input)
+				if _, isObject := d.(map[string]any); err == nil && isObject {
+					v = d
+				} else {
+					// Input that is not a JSON object: replay it as a string
+					// so that the conversation stays valid.
 					v = map[string]any{"malformed_input": string(b.ToolUse.Input)}
 				}
 			}
