@@ -67,6 +67,10 @@ type GitServer struct {
 
 	srv *httptest.Server // nil when mounted in another server
 
+	// authorize, when set (by the API fake that mounts the server), decides
+	// access instead of the token list.
+	authorize func(repoPath, password string, write bool) bool
+
 	mu     sync.Mutex
 	base   string          // URL prefix, "http://127.0.0.1:port"
 	tokens map[string]bool // accepted tokens
@@ -275,29 +279,31 @@ func (g *GitServer) DeleteBranch(repoPath, branch string) {
 }
 
 // ProtectBranch makes the server refuse pushes that create, move or delete
-// branch (an exact name), as GitLab does for a protected branch the pusher may
-// not push to.
-func (g *GitServer) ProtectBranch(repoPath, branch string) {
+// a branch matching pattern (a name, or a wildcard pattern such as
+// "release/*" where "*" matches any characters), as GitLab does for a
+// protected branch the pusher may not push to.
+func (g *GitServer) ProtectBranch(repoPath, pattern string) {
 	g.t.Helper()
 	r := g.repo(repoPath)
 	g.mu.Lock()
-	r.protected[branch] = true
-	names := make([]string, 0, len(r.protected))
-	for b := range r.protected {
-		names = append(names, "refs/heads/"+b)
+	r.protected[pattern] = true
+	var cases []string
+	for p := range r.protected {
+		parts := strings.Split("refs/heads/"+p, "*")
+		for i, part := range parts {
+			parts[i] = "'" + strings.ReplaceAll(part, "'", `'\''`) + "'"
+		}
+		cases = append(cases, strings.Join(parts, "*"))
 	}
 	g.mu.Unlock()
-	sort.Strings(names)
-	list := filepath.Join(r.hooks, "protected")
-	if err := os.WriteFile(list, []byte(strings.Join(names, "\n")+"\n"), 0o644); err != nil {
-		g.t.Fatalf("gitlabtest: %v", err)
-	}
+	sort.Strings(cases)
 	hook := `#!/bin/sh
 while read old new ref; do
-	if grep -qxF "$ref" "$(dirname "$0")/protected"; then
+	case "$ref" in
+	` + strings.Join(cases, "|") + `)
 		echo "GitLab: You are not allowed to push code to protected branches on this project." >&2
-		exit 1
-	fi
+		exit 1;;
+	esac
 done
 `
 	if err := os.WriteFile(filepath.Join(r.hooks, "pre-receive"), []byte(hook), 0o755); err != nil {
@@ -405,9 +411,20 @@ func (g *GitServer) git(dir string, args ...string) string {
 	return g.gitEnv(nil, dir, "", args...)
 }
 
-// gitEnv runs git with extra environment and standard input.
+// gitEnv runs git with extra environment and standard input; a failure
+// fails the test.
 func (g *GitServer) gitEnv(env []string, dir, stdin string, args ...string) string {
 	g.t.Helper()
+	out, err := g.run(env, dir, stdin, args...)
+	if err != nil {
+		g.t.Fatalf("gitlabtest: %v", err)
+	}
+	return out
+}
+
+// run runs git and returns its trimmed standard output. It is safe to call
+// from HTTP handlers: it reports failures as errors.
+func (g *GitServer) run(env []string, dir, stdin string, args ...string) (string, error) {
 	cmd := g.command(env, dir, args...)
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
@@ -418,11 +435,11 @@ func (g *GitServer) gitEnv(env []string, dir, stdin string, args ...string) stri
 	if err != nil {
 		// rev-parse --verify --quiet exits 1 without output for a missing ref.
 		if len(args) > 0 && args[0] == "rev-parse" && slices.Contains(args, "--quiet") && stderr.Len() == 0 {
-			return ""
+			return "", nil
 		}
-		g.t.Fatalf("gitlabtest: git %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+		return "", fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, stderr.String())
 	}
-	return strings.TrimRight(string(out), "\n")
+	return strings.TrimRight(string(out), "\n"), nil
 }
 
 // command builds a git command isolated from the user's and the system's git
@@ -472,12 +489,16 @@ func (g *GitServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 func (g *GitServer) serve(w http.ResponseWriter, req *http.Request) {
 	repoPath, rest, ok := splitGitPath(req.URL.Path)
+	write := strings.HasSuffix(rest, "/git-receive-pack") || req.URL.Query().Get("service") == "git-receive-pack"
+	_, pass, hasAuth := req.BasicAuth()
 	g.mu.Lock()
 	r := g.repos[repoPath]
-	anonymous := len(g.tokens) == 0
-	_, pass, hasAuth := req.BasicAuth()
-	authorized := anonymous || (hasAuth && g.tokens[pass])
+	authorize := g.authorize
+	authorized := len(g.tokens) == 0 || (hasAuth && g.tokens[pass])
 	g.mu.Unlock()
+	if authorize != nil {
+		authorized = hasAuth && authorize(repoPath, pass, write)
+	}
 	if !authorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="GitLab"`)
 		http.Error(w, "HTTP Basic: Access denied", http.StatusUnauthorized)
