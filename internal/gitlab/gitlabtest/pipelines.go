@@ -2,6 +2,7 @@ package gitlabtest
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -193,4 +194,25 @@ func (s *Server) jobTrace(q *request) (int, any) {
 		return forbidden()
 	}
 	return http.StatusOK, plainText(j.Trace)
+}
+
+// pipelineVariables lists the variables a pipeline was created with.
+func (s *Server) pipelineVariables(q *request) (int, any) {
+	p, ok := q.project()
+	if !ok {
+		return notFound("Project")
+	}
+	pl, ok := q.pipeline(p)
+	if !ok {
+		return notFound("Pipeline")
+	}
+	if p.accessLevel(q.user.ID) < Developer {
+		return forbidden()
+	}
+	keys := slices.Sorted(maps.Keys(pl.Variables))
+	out := []*gitlab.PipelineVariable{}
+	for _, k := range keys {
+		out = append(out, &gitlab.PipelineVariable{Key: k, Value: pl.Variables[k], VariableType: "env_var"})
+	}
+	return http.StatusOK, out
 }

@@ -270,6 +270,7 @@ func (s *Server) routes() {
 	h("POST "+p+"/pipeline", s.createPipeline)
 	h("GET "+p+"/pipelines", s.listPipelines)
 	h("GET "+p+"/pipelines/{pid}", s.getPipeline)
+	h("GET "+p+"/pipelines/{pid}/variables", s.pipelineVariables)
 	h("GET "+p+"/pipelines/{pid}/jobs", s.listJobs)
 	h("GET "+p+"/jobs/{jid}", s.getJob)
 	h("GET "+p+"/jobs/{jid}/trace", s.jobTrace)
