@@ -60,9 +60,12 @@ type Overlay struct {
 	maxTotal int64
 	sizes    map[string]int64 // overlay files and their sizes
 	total    int64
+	// fetch brings blobs missing from the store (a fetch without blobs).
+	fetch func([]plumbing.Hash) error
 }
 
-func newOverlay(store *filesystem.Storage, baseTree plumbing.Hash, dir string, maxFile, maxTotal int64, modTime time.Time) (*Overlay, error) {
+func newOverlay(store *filesystem.Storage, baseTree plumbing.Hash, dir string, maxFile, maxTotal int64,
+	modTime time.Time, fetch func([]plumbing.Hash) error) (*Overlay, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open overlay: %w", err)
@@ -76,7 +79,30 @@ func newOverlay(store *filesystem.Storage, baseTree plumbing.Hash, dir string, m
 		maxFile:  maxFile,
 		maxTotal: maxTotal,
 		sizes:    map[string]int64{},
+		fetch:    fetch,
 	}, nil
+}
+
+// maxBlobBatch bounds the blobs fetched in one request.
+const maxBlobBatch = 256
+
+// ensureBlobs fetches the blobs of hashes that the store lacks, in batches.
+// Callers hold o.mu.
+func (o *Overlay) ensureBlobs(hashes ...plumbing.Hash) error {
+	var missing []plumbing.Hash
+	for _, h := range hashes {
+		if o.store.HasEncodedObject(h) != nil {
+			missing = append(missing, h)
+		}
+	}
+	for len(missing) > 0 {
+		n := min(len(missing), maxBlobBatch)
+		if err := o.fetch(missing[:n]); err != nil {
+			return fmt.Errorf("fetch file contents: %w", err)
+		}
+		missing = missing[n:]
+	}
+	return nil
 }
 
 func (o *Overlay) close() error { return o.root.Close() }
@@ -190,6 +216,9 @@ func (o *Overlay) ReadFile(name string) ([]byte, error) {
 
 // readBlob reads a blob from the object store. Callers hold o.mu.
 func (o *Overlay) readBlob(h plumbing.Hash) ([]byte, error) {
+	if err := o.ensureBlobs(h); err != nil {
+		return nil, err
+	}
 	size, err := o.store.EncodedObjectSize(h)
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", h, err)
@@ -243,6 +272,9 @@ func (o *Overlay) Stat(name string) (fs.FileInfo, error) {
 func (o *Overlay) entryInfo(e object.TreeEntry) (*entryInfo, error) {
 	fi := &entryInfo{name: e.Name, mode: e.Mode, modTime: o.modTime}
 	if e.Mode.IsFile() {
+		if err := o.ensureBlobs(e.Hash); err != nil {
+			return nil, &fs.PathError{Op: "stat", Path: e.Name, Err: err}
+		}
 		size, err := o.store.EncodedObjectSize(e.Hash)
 		if err != nil {
 			return nil, &fs.PathError{Op: "stat", Path: e.Name, Err: err}
@@ -274,7 +306,7 @@ func (o *Overlay) ReadDir(name string) ([]fs.DirEntry, error) {
 			return nil, &fs.PathError{Op: "readdir", Path: name, Err: err}
 		}
 		for _, te := range t.Entries {
-			merged[te.Name] = &treeDirEntry{o: o, e: te}
+			merged[te.Name] = &treeDirEntry{o: o, e: te, tree: h}
 		}
 		found = true
 	case err == nil:
@@ -410,10 +442,12 @@ func (fi *entryInfo) Mode() fs.FileMode {
 }
 
 // treeDirEntry is a base-tree entry in a directory listing; its size is read
-// only when Info is called.
+// only when Info is called (which fetches the directory's missing blobs at
+// once, as a listing with sizes asks for all of them).
 type treeDirEntry struct {
-	o *Overlay
-	e object.TreeEntry
+	o    *Overlay
+	e    object.TreeEntry
+	tree plumbing.Hash // the directory's tree
 }
 
 func (d *treeDirEntry) Name() string      { return d.e.Name }
@@ -422,6 +456,21 @@ func (d *treeDirEntry) Type() fs.FileMode { return (&entryInfo{mode: d.e.Mode}).
 func (d *treeDirEntry) Info() (fs.FileInfo, error) {
 	d.o.mu.Lock()
 	defer d.o.mu.Unlock()
+	if d.e.Mode.IsFile() && d.o.store.HasEncodedObject(d.e.Hash) != nil {
+		t, err := d.o.tree(d.tree)
+		if err != nil {
+			return nil, err
+		}
+		var blobs []plumbing.Hash
+		for _, e := range t.Entries {
+			if e.Mode.IsFile() {
+				blobs = append(blobs, e.Hash)
+			}
+		}
+		if err := d.o.ensureBlobs(blobs...); err != nil {
+			return nil, &fs.PathError{Op: "stat", Path: d.e.Name, Err: err}
+		}
+	}
 	fi, err := d.o.entryInfo(d.e)
 	if err != nil {
 		return nil, err

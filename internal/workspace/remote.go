@@ -133,13 +133,47 @@ func (w *Workspace) fetch(ctx context.Context) error {
 	if w.branchExisted {
 		w.base = plumbing.NewHash(w.branchHead.Hash)
 	}
+	// A server that filters and serves any reachable object (GitLab does)
+	// sends the commit and its trees only; the overlay fetches the few blobs
+	// the agent reads. Otherwise the whole tree comes at once.
+	w.caps = ar.Capabilities
+	w.partial = ar.Capabilities.Supports(capability.Filter) &&
+		ar.Capabilities.Supports(capability.AllowReachableSHA1InWant)
 	if w.store.HasEncodedObject(w.base) != nil {
-		if err := w.fetchPack(ctx, sess, ar, w.store, w.base, ""); err != nil {
+		var filter packp.Filter
+		if w.partial {
+			filter = packp.FilterBlobNone()
+		}
+		if err := w.fetchPack(ctx, sess, w.caps, w.store, []plumbing.Hash{w.base}, 1, filter); err != nil {
 			return err
 		}
 	}
 	w.log.Info("fetched", "branch", w.branch, "existed", w.branchExisted, "base", w.base.String(),
-		"elapsed", time.Since(start).Round(time.Millisecond))
+		"blobs_on_demand", w.partial, "elapsed", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// blobFetchTimeout bounds one on-demand blob fetch (the file tools' calls
+// carry no context).
+const blobFetchTimeout = time.Minute
+
+// fetchBlobs fetches blobs the overlay needs, in one request.
+func (w *Workspace) fetchBlobs(hashes []plumbing.Hash) error {
+	if !w.partial {
+		return fmt.Errorf("%d objects missing from a full fetch", len(hashes))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), blobFetchTimeout)
+	defer cancel()
+	start := time.Now()
+	sess, err := w.client.NewUploadPackSession(w.ep, w.auth)
+	if err != nil {
+		return w.remoteErr("fetch", err)
+	}
+	defer sess.Close()
+	if err := w.fetchPack(ctx, sess, w.caps, w.store, hashes, 0, ""); err != nil {
+		return err
+	}
+	w.log.Debug("fetched blobs", "count", len(hashes), "elapsed", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -149,11 +183,11 @@ func (w *Workspace) remoteHead(ctx context.Context, sess transport.UploadPackSes
 	var s storage.Storer = w.store
 	if ar.Capabilities.Supports(capability.Filter) {
 		s = memory.NewStorage()
-		if err := w.fetchPack(ctx, sess, ar, s, h, packp.FilterTreeDepth(0)); err != nil {
+		if err := w.fetchPack(ctx, sess, ar.Capabilities, s, []plumbing.Hash{h}, 1, packp.FilterTreeDepth(0)); err != nil {
 			return Head{}, err
 		}
 	} else if w.store.HasEncodedObject(h) != nil {
-		if err := w.fetchPack(ctx, sess, ar, s, h, ""); err != nil {
+		if err := w.fetchPack(ctx, sess, ar.Capabilities, s, []plumbing.Hash{h}, 1, ""); err != nil {
 			return Head{}, err
 		}
 	}
@@ -173,18 +207,21 @@ func headOf(c *object.Commit) Head {
 	}
 }
 
-// fetchPack fetches one commit at depth 1 (optionally filtered) into s.
-func (w *Workspace) fetchPack(ctx context.Context, sess transport.UploadPackSession, ar *packp.AdvRefs,
-	s storage.Storer, want plumbing.Hash, filter packp.Filter) (err error) {
-	req := packp.NewUploadPackRequestFromCapabilities(ar.Capabilities)
+// fetchPack fetches wants into s: commits at depth (0: no limit, for
+// blobs), optionally filtered.
+func (w *Workspace) fetchPack(ctx context.Context, sess transport.UploadPackSession, caps *capability.List,
+	s storage.Storer, wants []plumbing.Hash, depth int, filter packp.Filter) (err error) {
+	req := packp.NewUploadPackRequestFromCapabilities(caps)
 	// A thin pack needs objects we do not have; we send no haves anyway.
 	req.Capabilities.Delete(capability.ThinPack)
-	if ar.Capabilities.Supports(capability.NoProgress) {
+	if caps.Supports(capability.NoProgress) {
 		_ = req.Capabilities.Set(capability.NoProgress)
 	}
-	_ = req.Capabilities.Set(capability.Shallow)
-	req.Depth = packp.DepthCommits(1)
-	req.Wants = []plumbing.Hash{want}
+	if depth > 0 {
+		_ = req.Capabilities.Set(capability.Shallow)
+		req.Depth = packp.DepthCommits(depth)
+	}
+	req.Wants = wants
 	if filter != "" {
 		_ = req.Capabilities.Set(capability.Filter)
 		req.Filter = filter
@@ -281,6 +318,7 @@ func (w *Workspace) Push(ctx context.Context) error {
 	if _, err := packfile.NewEncoder(&pack, w.store, false).Encode(w.newObjs, 0); err != nil {
 		return fmt.Errorf("push %s: encode pack: %w", w.project, err)
 	}
+	packBytes := pack.Len()
 	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
 	req.Commands = []*packp.Command{{Name: refName, Old: expected, New: w.commit}}
 	req.Packfile = io.NopCloser(&pack)
@@ -292,7 +330,7 @@ func (w *Workspace) Push(ctx context.Context) error {
 		return w.remoteErr("push", err)
 	}
 	w.log.Info("pushed", "branch", w.branch, "commit", w.commit.String(), "objects", len(w.newObjs),
-		"pack_bytes", pack.Len(), "elapsed", time.Since(start).Round(time.Millisecond))
+		"pack_bytes", packBytes, "elapsed", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -319,7 +357,7 @@ func (w *Workspace) sameCommit(ctx context.Context, h plumbing.Hash) (bool, erro
 		if ar.Capabilities.Supports(capability.Filter) {
 			filter = packp.FilterTreeDepth(0)
 		}
-		if err := w.fetchPack(ctx, sess, ar, mem, h, filter); err != nil {
+		if err := w.fetchPack(ctx, sess, ar.Capabilities, mem, []plumbing.Hash{h}, 1, filter); err != nil {
 			return false, err
 		}
 		s = mem

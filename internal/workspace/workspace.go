@@ -26,6 +26,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/filesystem"
@@ -112,6 +113,8 @@ type Workspace struct {
 	branchHead    Head
 	base          plumbing.Hash // the commit the overlay reads; the commit's parent
 	baseTree      plumbing.Hash
+	caps          *capability.List // the upload-pack capabilities seen at Open
+	partial       bool             // blobs are fetched on demand
 
 	mu        sync.Mutex
 	commit    plumbing.Hash   // made by Commit, zero before
@@ -175,7 +178,9 @@ func Open(ctx context.Context, o Options) (_ *Workspace, err error) {
 		}
 	}
 	w.store = filesystem.NewStorageWithOptions(osfs.New(gitDir), cache.NewObjectLRU(objectCacheBytes),
-		filesystem.Options{ExclusiveAccess: true, KeepDescriptors: true})
+		// Not ExclusiveAccess: with it, go-git's HasEncodedObject misses
+		// packed objects.
+		filesystem.Options{KeepDescriptors: true})
 	if err := w.store.Init(); err != nil {
 		return nil, fmt.Errorf("open workspace: init object store: %w", err)
 	}
@@ -188,7 +193,7 @@ func Open(ctx context.Context, o Options) (_ *Workspace, err error) {
 		return nil, fmt.Errorf("open workspace: read base commit %s: %w", w.base, err)
 	}
 	w.baseTree = base.TreeHash
-	w.overlay, err = newOverlay(w.store, base.TreeHash, overlayDir, o.MaxFileBytes, o.MaxCommitBytes, base.Committer.When)
+	w.overlay, err = newOverlay(w.store, base.TreeHash, overlayDir, o.MaxFileBytes, o.MaxCommitBytes, base.Committer.When, w.fetchBlobs)
 	if err != nil {
 		return nil, fmt.Errorf("open workspace: %w", err)
 	}

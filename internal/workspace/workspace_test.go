@@ -49,6 +49,30 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{git: g, base: base, logs: &bytes.Buffer{}, mu: &sync.Mutex{}}
 }
 
+// bothServers runs a test against a plain git server (the workspace fetches
+// the whole tree) and one that allows filters as GitLab does (the workspace
+// fetches commit and trees, and blobs on demand).
+func bothServers(t *testing.T, test func(t *testing.T, f *fixture)) {
+	for _, partial := range []bool{false, true} {
+		name := "full-fetch"
+		if partial {
+			name = "blobs-on-demand"
+		}
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			if partial {
+				gitConfig(t, f.git.Dir(repoPath), "uploadpack.allowFilter", "true")
+			}
+			test(t, f)
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if got := strings.Contains(f.logs.String(), "blobs_on_demand=true"); got != partial {
+				t.Errorf("blobs on demand = %v, want %v; logs:\n%s", got, partial, f.logs)
+			}
+		})
+	}
+}
+
 type lockedWriter struct {
 	mu *sync.Mutex
 	w  *bytes.Buffer
@@ -129,7 +153,10 @@ func (f *fixture) agentCommits(t *testing.T, branch string) []gitlabtest.Commit 
 }
 
 func TestOverlayReadsBaseTreeAndWrites(t *testing.T) {
-	f := newFixture(t)
+	bothServers(t, testOverlayReadsBaseTreeAndWrites)
+}
+
+func testOverlayReadsBaseTreeAndWrites(t *testing.T, f *fixture) {
 	ws := open(t, f.options(t, "run-1"))
 	if ws.BaseCommit() != f.base || ws.BranchExisted() || ws.Branch() != "agent/issue-7-analyze-aapl" {
 		t.Fatalf("base %s existed %v branch %s; want %s false agent/issue-7-analyze-aapl",
@@ -237,7 +264,10 @@ func TestOverlayRefusesConflictsAndGitDir(t *testing.T) {
 }
 
 func TestSymlinkInBaseTreeIsNotFollowed(t *testing.T) {
-	f := newFixture(t)
+	bothServers(t, testSymlinkInBaseTreeIsNotFollowed)
+}
+
+func testSymlinkInBaseTreeIsNotFollowed(t *testing.T, f *fixture) {
 	head := addSymlink(t, f.git, "main", "output/link", "../.gitlab-ci.yml")
 	f.base = head
 	ws := open(t, f.options(t, "run-1"))
@@ -296,7 +326,10 @@ func addSymlink(t *testing.T, g *gitlabtest.GitServer, branch, name, target stri
 }
 
 func TestCommitHoldsOnlyOverlayFilesAndPushCreatesBranch(t *testing.T) {
-	f := newFixture(t)
+	bothServers(t, testCommitHoldsOnlyOverlayFilesAndPushCreatesBranch)
+}
+
+func testCommitHoldsOnlyOverlayFilesAndPushCreatesBranch(t *testing.T, f *fixture) {
 	o := f.options(t, "run-1")
 	o.Now = func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) }
 	ws := open(t, o)
@@ -349,8 +382,9 @@ func TestCommitHoldsOnlyOverlayFilesAndPushCreatesBranch(t *testing.T) {
 	}
 }
 
-func TestSecondRunAddsCommitOnTop(t *testing.T) {
-	f := newFixture(t)
+func TestSecondRunAddsCommitOnTop(t *testing.T) { bothServers(t, testSecondRunAddsCommitOnTop) }
+
+func testSecondRunAddsCommitOnTop(t *testing.T, f *fixture) {
 	ws1 := open(t, f.options(t, "run-1"))
 	write(t, ws1.FS(), "output/report.md", "first\n")
 	first := commitAndPush(t, ws1, "agent: analyze AAPL")
