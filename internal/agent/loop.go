@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -405,7 +406,7 @@ func (l *loop) callTools(ctx context.Context, turn int, uses []*ToolUse) []Block
 
 func (l *loop) callTool(ctx context.Context, turn int, u *ToolUse) *ToolResult {
 	start := time.Now()
-	l.emit(Event{Kind: EventToolStart, Turn: turn, Tool: u.Name, ToolUseID: u.ID, Text: short(l.redact(string(u.Input)), 200)})
+	l.emit(Event{Kind: EventToolStart, Turn: turn, Tool: u.Name, ToolUseID: u.ID, Text: l.redact(summarize(u.Input))})
 	content, isErr := l.invoke(ctx, u)
 	content = l.redact(truncate(content, l.cfg.MaxToolResultBytes))
 	d := time.Since(start)
@@ -476,6 +477,50 @@ func truncate(s string, max int) string {
 		cut--
 	}
 	return s[:cut] + fmt.Sprintf("\n[truncated: the result was %d bytes; only the first %d are shown. Ask for less, e.g. a smaller range.]", len(s), cut)
+}
+
+// summarize shows a tool input briefly: key=value pairs, identifying keys
+// first, long values cut ("path=output/AAPL.md content=\"# AAPL…\"").
+func summarize(input json.RawMessage) string {
+	var m map[string]any
+	if json.Unmarshal(input, &m) != nil {
+		return short(string(input), 200)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	rank := func(k string) int {
+		switch k {
+		case "command", "path", "ticker", "symbol", "query":
+			return 0
+		}
+		return 1
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if rank(keys[i]) != rank(keys[j]) {
+			return rank(keys[i]) < rank(keys[j])
+		}
+		return keys[i] < keys[j]
+	})
+	var b strings.Builder
+	for _, k := range keys {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		v, _ := m[k].(string)
+		if v == "" {
+			raw, _ := json.Marshal(m[k])
+			v = string(raw)
+		} else if strings.ContainsAny(v, " \t\n\"") || len(v) > 60 {
+			v = strconv.Quote(short(v, 40))
+		}
+		b.WriteString(k + "=" + v)
+		if b.Len() > 200 {
+			break
+		}
+	}
+	return short(b.String(), 220)
 }
 
 // short is s on one line, at most n bytes (plus an ellipsis), for events
