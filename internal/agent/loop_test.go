@@ -114,6 +114,9 @@ func TestRunMultiTurnWithTools(t *testing.T) {
 	var kinds []string
 	for _, e := range events {
 		kinds = append(kinds, string(e.Kind))
+		if e.Kind == agent.EventToolStart && e.Turn == 1 && e.Text != "text=one" {
+			t.Errorf("tool start summary %q, want text=one", e.Text)
+		}
 	}
 	if got := strings.Join(kinds, ","); !strings.HasPrefix(got, "turn,text,tool_start,tool_finish,turn,") || !strings.HasSuffix(got, "turn,text,stop") {
 		t.Errorf("events %s", got)
