@@ -20,7 +20,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"testing"
 )
 
 // Fixed identity and date of the commits the fake makes itself, so that their
@@ -30,6 +29,17 @@ const (
 	SeedAuthorEmail = "seed@example.com"
 	seedDate        = "2024-01-02T03:04:05Z"
 )
+
+// TB is the part of testing.TB the fakes use: a *testing.T or *testing.B,
+// or, outside tests (agentbot demo), anything that logs and stops on Fatalf.
+type TB interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+}
 
 // Call is one HTTP request the fakes answered.
 type Call struct {
@@ -59,7 +69,7 @@ type Commit struct {
 // wrong token gets 401 with `WWW-Authenticate: Basic`. With no token
 // accepted at all, access is anonymous.
 type GitServer struct {
-	t      testing.TB
+	t      TB
 	gitBin string
 	root   string // directory holding the repositories the server creates
 	home   string // empty HOME for the git processes
@@ -86,7 +96,7 @@ type gitRepo struct {
 
 // NewGitServer starts a git server on a loopback port that accepts token
 // (none when token is empty). It is closed when the test ends.
-func NewGitServer(t testing.TB, token string) *GitServer {
+func NewGitServer(t TB, token string) *GitServer {
 	t.Helper()
 	g := newGitServer(t, token)
 	g.srv = httptest.NewServer(g)
@@ -97,7 +107,7 @@ func NewGitServer(t testing.TB, token string) *GitServer {
 
 // newGitServer makes a git server that is not listening; its owner mounts it
 // and sets its base URL.
-func newGitServer(t testing.TB, token string) *GitServer {
+func newGitServer(t TB, token string) *GitServer {
 	t.Helper()
 	bin, err := exec.LookPath("git")
 	if err != nil {
@@ -557,7 +567,7 @@ func isGitPath(p string) bool {
 	return ok && !strings.HasPrefix(p, "/api/")
 }
 
-func cleanRepoPath(t testing.TB, p string) string {
+func cleanRepoPath(t TB, p string) string {
 	t.Helper()
 	c := path.Clean(strings.Trim(p, "/"))
 	if c == "." || strings.HasPrefix(c, "..") || strings.HasSuffix(c, ".git") || !strings.Contains(c, "/") {
@@ -592,7 +602,7 @@ func (r *statusRecorder) Flush() {
 }
 
 // testWriter sends a child process's standard error to the test log.
-type testWriter struct{ t testing.TB }
+type testWriter struct{ t TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	if s := strings.TrimSpace(string(p)); s != "" {

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -37,7 +36,7 @@ const (
 // Guest, internal notes and confidential issues Reporter, merge requests,
 // pipelines and git pushes Developer (403 otherwise).
 type Server struct {
-	t   testing.TB
+	t   TB
 	srv *httptest.Server
 	git *GitServer
 	mux *http.ServeMux
@@ -76,7 +75,7 @@ type Event struct {
 
 // New starts a fake GitLab on a loopback port; it is closed when the test
 // ends.
-func New(t testing.TB, opts ...Option) *Server {
+func New(t TB, opts ...Option) *Server {
 	t.Helper()
 	s := &Server{
 		t:         t,
