@@ -43,7 +43,8 @@ type CommitResult struct {
 	// Bytes is the size of those files.
 	Bytes int64
 	// AlreadyPushed: the branch's head is this run's commit from an earlier
-	// attempt and the overlay matches it; Push will find it there.
+	// attempt and the overlay matches it; Push will find it there. Files
+	// then lists the files this attempt wrote (equal to the head's).
 	AlreadyPushed bool
 }
 
@@ -97,7 +98,7 @@ func (w *Workspace) Commit(ctx context.Context, in CommitInput) (CommitResult, e
 	}
 
 	root := newNode()
-	var res CommitResult
+	var res, same CommitResult // same: files written back unchanged
 	var newObjs []plumbing.Hash
 	for _, name := range names {
 		if err := ctx.Err(); err != nil {
@@ -131,7 +132,9 @@ func (w *Workspace) Commit(ctx context.Context, in CommitInput) (CommitResult, e
 		}
 		blob := plumbing.ComputeHash(plumbing.BlobObject, data)
 		if blob == baseHash {
-			continue // written back unchanged
+			same.Files = append(same.Files, name)
+			same.Bytes += size
+			continue
 		}
 		res.Bytes += size
 		if res.Bytes > w.opts.MaxCommitBytes {
@@ -175,9 +178,13 @@ func (w *Workspace) Commit(ctx context.Context, in CommitInput) (CommitResult, e
 	}
 	if treeHash == w.baseTree {
 		if w.AlreadyPushed() {
+			// This run's commit is the branch head already (a retry after
+			// a crash after the push): report it, with the files that this
+			// attempt wrote as they are there.
 			w.commit = w.base
 			w.newObjs = nil
-			return CommitResult{Hash: w.base.String(), AlreadyPushed: true}, nil
+			same.Hash, same.AlreadyPushed = w.base.String(), true
+			return same, nil
 		}
 		return CommitResult{}, ErrNothingToCommit
 	}

@@ -59,6 +59,7 @@ func bothServers(t *testing.T, test func(t *testing.T, f *fixture)) {
 			name = "blobs-on-demand"
 		}
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			f := newFixture(t)
 			if partial {
 				gitConfig(t, f.git.Dir(repoPath), "uploadpack.allowFilter", "true")
@@ -153,6 +154,7 @@ func (f *fixture) agentCommits(t *testing.T, branch string) []gitlabtest.Commit 
 }
 
 func TestOverlayReadsBaseTreeAndWrites(t *testing.T) {
+	t.Parallel()
 	bothServers(t, testOverlayReadsBaseTreeAndWrites)
 }
 
@@ -246,6 +248,7 @@ func names(t *testing.T, fsys *workspace.Overlay, dir string) []string {
 }
 
 func TestOverlayRefusesConflictsAndGitDir(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	fsys := open(t, f.options(t, "run-1")).FS()
 	for _, name := range []string{
@@ -264,6 +267,7 @@ func TestOverlayRefusesConflictsAndGitDir(t *testing.T) {
 }
 
 func TestSymlinkInBaseTreeIsNotFollowed(t *testing.T) {
+	t.Parallel()
 	bothServers(t, testSymlinkInBaseTreeIsNotFollowed)
 }
 
@@ -326,6 +330,7 @@ func addSymlink(t *testing.T, g *gitlabtest.GitServer, branch, name, target stri
 }
 
 func TestCommitHoldsOnlyOverlayFilesAndPushCreatesBranch(t *testing.T) {
+	t.Parallel()
 	bothServers(t, testCommitHoldsOnlyOverlayFilesAndPushCreatesBranch)
 }
 
@@ -382,7 +387,10 @@ func testCommitHoldsOnlyOverlayFilesAndPushCreatesBranch(t *testing.T, f *fixtur
 	}
 }
 
-func TestSecondRunAddsCommitOnTop(t *testing.T) { bothServers(t, testSecondRunAddsCommitOnTop) }
+func TestSecondRunAddsCommitOnTop(t *testing.T) {
+	t.Parallel()
+	bothServers(t, testSecondRunAddsCommitOnTop)
+}
 
 func testSecondRunAddsCommitOnTop(t *testing.T, f *fixture) {
 	ws1 := open(t, f.options(t, "run-1"))
@@ -418,12 +426,14 @@ func testSecondRunAddsCommitOnTop(t *testing.T, f *fixture) {
 }
 
 func TestForeignBranchGetsAnotherName(t *testing.T) {
+	t.Parallel()
 	for _, filter := range []bool{false, true} {
 		name := "full-fetch-probe"
 		if filter {
 			name = "filtered-probe"
 		}
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			f := newFixture(t)
 			if filter {
 				gitConfig(t, f.git.Dir(repoPath), "uploadpack.allowFilter", "true")
@@ -460,6 +470,7 @@ func gitConfig(t *testing.T, dir, key, value string) {
 }
 
 func TestRefusesDefaultProtectedAndForeignBranches(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	for _, tc := range []struct {
 		branch    string
@@ -502,6 +513,7 @@ func TestRefusesDefaultProtectedAndForeignBranches(t *testing.T) {
 }
 
 func TestNothingToCommit(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ws := open(t, f.options(t, "run-1"))
 	ctx := context.Background()
@@ -521,6 +533,7 @@ func TestNothingToCommit(t *testing.T) {
 }
 
 func TestPolicyAndSizeLimitsAtCommit(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 
@@ -567,6 +580,7 @@ func TestPolicyAndSizeLimitsAtCommit(t *testing.T) {
 }
 
 func TestWrongTokenSaysWhatToCheck(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	o := f.options(t, "run-1")
 	o.Token = "glpat-wrong-token-9876543210"
@@ -596,6 +610,7 @@ func TestWrongTokenSaysWhatToCheck(t *testing.T) {
 }
 
 func TestTokenNeverOnDiskAndTempFilesRemoved(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ws := open(t, f.options(t, "run-1"))
 	write(t, ws.FS(), "output/report.md", "r\n")
@@ -643,6 +658,7 @@ func TestTokenNeverOnDiskAndTempFilesRemoved(t *testing.T) {
 }
 
 func TestPushIsIdempotentAcrossCrashes(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 
 	t.Run("push retried in the same process", func(t *testing.T) {
@@ -672,7 +688,7 @@ func TestPushIsIdempotentAcrossCrashes(t *testing.T) {
 		// Even a caller that runs the agent again lands on the same commit.
 		write(t, again.FS(), "output/report.md", "r\n")
 		res := commitAndPush(t, again, "m")
-		if !res.AlreadyPushed || res.Hash != first.Hash {
+		if !res.AlreadyPushed || res.Hash != first.Hash || !slices.Equal(res.Files, []string{"output/report.md"}) {
 			t.Errorf("retry commit = %+v, want the first commit %s", res, first.Hash)
 		}
 		if n := len(f.agentCommits(t, again.Branch())); n != 1 {
@@ -707,6 +723,7 @@ func TestPushIsIdempotentAcrossCrashes(t *testing.T) {
 }
 
 func TestPushFailsWhenBranchMoved(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ws := open(t, f.options(t, "run-1"))
 	f.git.Commit(repoPath, ws.Branch(), map[string]string{"output/theirs.md": "t\n"}, "someone else")
@@ -721,6 +738,7 @@ func TestPushFailsWhenBranchMoved(t *testing.T) {
 }
 
 func TestConcurrentToolCalls(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	fsys := open(t, f.options(t, "run-1")).FS()
 	var wg sync.WaitGroup
@@ -741,5 +759,67 @@ func TestConcurrentToolCalls(t *testing.T) {
 	wg.Wait()
 	if n := len(fsys.Changed()); n != 8 {
 		t.Errorf("Changed() has %d files, want 8", n)
+	}
+}
+
+func TestBlobsFetchedOnDemand(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	gitConfig(t, f.git.Dir(repoPath), "uploadpack.allowFilter", "true")
+	ws := open(t, f.options(t, "run-1"))
+	fetches := func() int {
+		n := 0
+		for _, c := range f.git.Calls() {
+			if c.Method == "POST" && strings.HasSuffix(c.Path, "/git-upload-pack") {
+				n++
+			}
+		}
+		return n
+	}
+	fsys := ws.FS()
+	start := fetches()
+	step := func(what string, want int, op func() error) {
+		t.Helper()
+		before := fetches()
+		if err := op(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got := fetches() - before; got != want {
+			t.Errorf("%s made %d fetches, want %d", what, got, want)
+		}
+	}
+	step("listing the root", 0, func() error { _, err := fsys.ReadDir("."); return err })
+	step("stat of a directory", 0, func() error { _, err := fsys.Stat("src/lib"); return err })
+	step("first read", 1, func() error { _, err := fsys.ReadFile("src/main.go"); return err })
+	step("second read", 0, func() error { _, err := fsys.ReadFile("src/main.go"); return err })
+	step("stat of a file", 1, func() error { _, err := fsys.Stat("README.md"); return err })
+	step("sizes of a listing", 1, func() error {
+		entries, err := fsys.ReadDir("output")
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if _, err := e.Info(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	step("read of a listed file", 0, func() error { _, err := fsys.ReadFile("output/old.md"); return err })
+	step("commit and push", 0, func() error {
+		if err := fsys.WriteFile("output/old.md", []byte("changed\n")); err != nil {
+			return err
+		}
+		if _, err := ws.Commit(context.Background(), workspace.CommitInput{Message: "m"}); err != nil {
+			return err
+		}
+		return ws.Push(context.Background())
+	})
+	if total := fetches() - start; total != 3 {
+		t.Errorf("%d blob fetches in all, want 3", total)
+	}
+	files := f.git.Files(repoPath, ws.Branch())
+	if files["output/old.md"] != "changed\n" || files["src/lib/util.go"] != baseFiles["src/lib/util.go"] {
+		t.Errorf("branch files = %v", files)
 	}
 }
