@@ -19,8 +19,8 @@ type Fault struct {
 	// and then answer Status, as a proxy timing out behind GitLab does: the
 	// case that makes a naive retry post a comment twice.
 	AfterApply bool
-	// RetryAfter is the Retry-After header of a 429 answer, in seconds
-	// (default 1).
+	// RetryAfter is the Retry-After header of a 429 answer, in seconds;
+	// 0 means the server's default (see SetRetryAfter).
 	RetryAfter int
 }
 
@@ -34,7 +34,7 @@ type faultRate struct {
 // pathPattern answer status without being applied. pathPattern is matched
 // with path.Match against the escaped URL path, "/api/v4" optional ("*"
 // matches one segment): "/projects/*/issues/*/notes". An empty pattern
-// matches every path. A 429 carries Retry-After: 1.
+// matches every path. A 429 carries Retry-After (see SetRetryAfter).
 func (s *Server) FailNext(method, pathPattern string, status, n int) {
 	s.InjectFault(Fault{Method: method, PathPattern: pathPattern, Status: status, Times: n})
 }
@@ -75,6 +75,15 @@ func (s *Server) SetFaultRate(p float64, seed uint64, statuses ...int) {
 		statuses = []int{http.StatusInternalServerError, http.StatusTooManyRequests}
 	}
 	s.rate = &faultRate{p: p, statuses: statuses, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+// SetRetryAfter sets the Retry-After (seconds, 0 allowed) of 429 answers
+// whose Fault does not set one; the default is 1. Chaos tests with many 429s
+// set 0 to stay fast.
+func (s *Server) SetRetryAfter(seconds int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retryAfter = max(seconds, 0)
 }
 
 // ClearFaults drops queued faults and the fault rate.
@@ -131,7 +140,9 @@ func (s *Server) writeFault(w http.ResponseWriter, f *Fault) {
 	if f.Status == http.StatusTooManyRequests {
 		ra := f.RetryAfter
 		if ra <= 0 {
-			ra = 1
+			s.mu.Lock()
+			ra = s.retryAfter
+			s.mu.Unlock()
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(ra))
 		w.Header().Set("Content-Type", "text/plain")

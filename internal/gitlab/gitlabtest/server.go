@@ -42,19 +42,20 @@ type Server struct {
 	mux *http.ServeMux
 	now func() time.Time
 
-	mu        sync.Mutex
-	seq       int64 // one id sequence for everything, so that ids never collide across kinds
-	users     map[int64]*User
-	tokens    map[string]int64
-	projects  map[int64]*project
-	notes     map[int64]*Note
-	awards    map[int64]*Award
-	pipelines map[int64]*Pipeline
-	jobs      map[int64]*Job
-	calls     []Call
-	faults    []*Fault
-	rate      *faultRate
-	hook      func(Event)
+	mu         sync.Mutex
+	seq        int64 // one id sequence for everything, so that ids never collide across kinds
+	users      map[int64]*User
+	tokens     map[string]int64
+	projects   map[int64]*project
+	notes      map[int64]*Note
+	awards     map[int64]*Award
+	pipelines  map[int64]*Pipeline
+	jobs       map[int64]*Job
+	calls      []Call
+	faults     []*Fault
+	rate       *faultRate
+	retryAfter int // seconds, for 429 faults
+	hook       func(Event)
 }
 
 // Option configures a Server.
@@ -78,17 +79,18 @@ type Event struct {
 func New(t TB, opts ...Option) *Server {
 	t.Helper()
 	s := &Server{
-		t:         t,
-		git:       newGitServer(t, ""),
-		mux:       http.NewServeMux(),
-		now:       time.Now,
-		users:     map[int64]*User{},
-		tokens:    map[string]int64{},
-		projects:  map[int64]*project{},
-		notes:     map[int64]*Note{},
-		awards:    map[int64]*Award{},
-		pipelines: map[int64]*Pipeline{},
-		jobs:      map[int64]*Job{},
+		t:          t,
+		git:        newGitServer(t, ""),
+		mux:        http.NewServeMux(),
+		now:        time.Now,
+		users:      map[int64]*User{},
+		tokens:     map[string]int64{},
+		projects:   map[int64]*project{},
+		notes:      map[int64]*Note{},
+		awards:     map[int64]*Award{},
+		pipelines:  map[int64]*Pipeline{},
+		jobs:       map[int64]*Job{},
+		retryAfter: 1,
 	}
 	for _, o := range opts {
 		o(s)

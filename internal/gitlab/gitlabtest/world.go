@@ -519,10 +519,8 @@ func (s *Server) getProject(q *request) (int, any) {
 	if !ok {
 		return notFound("Project")
 	}
-	ns, name, _ := strings.Cut(p.Path, "/")
-	if i := strings.LastIndex(p.Path, "/"); i >= 0 {
-		ns, name = p.Path[:i], p.Path[i+1:]
-	}
+	i := strings.LastIndex(p.Path, "/")
+	ns, name := p.Path[:i], p.Path[i+1:]
 	return http.StatusOK, &gitlab.Project{
 		ID: p.ID, Name: name, Path: name, PathWithNamespace: p.Path,
 		NameWithNamespace: strings.ReplaceAll(p.Path, "/", " / "),
