@@ -322,9 +322,20 @@ func (w *Workspace) Push(ctx context.Context) error {
 	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
 	req.Commands = []*packp.Command{{Name: refName, Old: expected, New: w.commit}}
 	req.Packfile = io.NopCloser(&pack)
+	// The server's messages ("You are not allowed to push code to protected
+	// branches") come on the side band; keep the start of them for errors.
+	remoteMsg := &capWriter{limit: 2048}
+	if ar.Capabilities.Supports(capability.Sideband64k) {
+		_ = req.Capabilities.Set(capability.Sideband64k)
+		req.Progress = remoteMsg
+	}
 	rs, err := sess.ReceivePack(ctx, req)
 	if rs != nil && rs.Error() != nil {
-		return w.redact(fmt.Errorf("push %s to %s: %w: %w", w.project, w.branch, ErrPushRejected, rs.Error()))
+		err = fmt.Errorf("push %s to %s: %w: %w", w.project, w.branch, ErrPushRejected, rs.Error())
+		if msg := remoteMsg.String(); msg != "" {
+			err = fmt.Errorf("%w (remote: %s)", err, msg)
+		}
+		return w.redact(err)
 	}
 	if err != nil {
 		return w.remoteErr("push", err)
@@ -375,4 +386,22 @@ func shortHash(h plumbing.Hash) string {
 		return "nothing (absent)"
 	}
 	return h.String()[:12]
+}
+
+// capWriter keeps the first limit bytes written to it.
+type capWriter struct {
+	limit int
+	buf   []byte
+}
+
+func (c *capWriter) Write(p []byte) (int, error) {
+	if room := c.limit - len(c.buf); room > 0 {
+		c.buf = append(c.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+// String returns the kept text on one line.
+func (c *capWriter) String() string {
+	return strings.Join(strings.Fields(string(c.buf)), " ")
 }

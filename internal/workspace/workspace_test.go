@@ -504,7 +504,7 @@ func TestRefusesDefaultProtectedAndForeignBranches(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := ws.Push(context.Background())
-	if !errors.Is(err, workspace.ErrPushRejected) || !strings.Contains(err.Error(), "pre-receive hook declined") {
+	if !errors.Is(err, workspace.ErrPushRejected) || !strings.Contains(err.Error(), "not allowed to push code to protected branches") {
 		t.Errorf("Push to a server-protected branch error = %v", err)
 	}
 	if _, ok := f.git.Branches(repoPath)["agent/issue-7-analyze-aapl"]; ok {
