@@ -32,14 +32,14 @@ func (e *env) logger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 }
 
-type command struct {
+type subcommand struct {
 	name  string
 	usage string
 	run   func(ctx context.Context, e *env, args []string) error
 }
 
-func commands() []command {
-	return []command{
+func commands() []subcommand {
+	return []subcommand{
 		{"serve", "run the webhook server and its workers", runServe},
 		{"run", "run the agent once in the current directory (CI jobs)", runRun},
 		{"demo", "show a whole run offline: simulated GitLab, scripted model", runDemo},

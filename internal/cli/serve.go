@@ -3,8 +3,157 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v5"
+
+	"gitlab.com/agentbot/agentbot/internal/command"
+	"gitlab.com/agentbot/agentbot/internal/config"
+	"gitlab.com/agentbot/agentbot/internal/gitlab"
+	"gitlab.com/agentbot/agentbot/internal/queue"
+	"gitlab.com/agentbot/agentbot/internal/run"
+	"gitlab.com/agentbot/agentbot/internal/webhook"
 )
 
-func runServe(_ context.Context, _ *env, _ []string) error { return errors.New("not built yet") }
+// runServe is `agentbot serve`: the webhook server and its workers, until
+// ctx is cancelled (SIGTERM, SIGINT). Then it stops accepting, lets running
+// jobs finish within AGENTBOT_DRAIN_TIMEOUT, hands the rest back to the
+// queue, and returns nil.
+func runServe(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 {
+		return usageError("usage: agentbot serve (settings come from the environment)")
+	}
+	cfg, err := config.LoadServer(e.getenv)
+	if err != nil {
+		return err
+	}
+	log := e.logger()
 
-func runMigrate(_ context.Context, _ *env, _ []string) error { return errors.New("not built yet") }
+	gl, err := gitlab.New(cfg.GitLab.URL, cfg.GitLab.Token, gitlab.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	bot, err := gl.CurrentUser(startCtx)
+	if err != nil {
+		return fmt.Errorf("find the bot's own user (GET /user on %s): %w", cfg.GitLab.URL, err)
+	}
+	log.Info("gitlab user", "username", bot.Username, "id", bot.ID)
+
+	runner := run.New(run.Config{
+		MinAccess: cfg.MinAccess,
+		Command:   command.Options{Prefix: cfg.CommandPrefix, BotUsername: bot.Username},
+		Logger:    log,
+	}, gl)
+	q, err := queue.Open(startCtx, queue.Options{
+		SQLitePath:  cfg.Queue.SQLitePath,
+		DatabaseURL: cfg.Queue.DatabaseURL,
+		Workers:     cfg.Workers,
+		JobTimeout:  cfg.JobTimeout,
+		MaxAttempts: cfg.MaxAttempts,
+		Logger:      log,
+		Handler:     runner,
+	})
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	if err := q.Migrate(startCtx); err != nil {
+		return err
+	}
+	if err := q.Start(ctx); err != nil {
+		return err
+	}
+
+	var key []byte
+	if cfg.SigningToken != "" {
+		key, _ = config.SigningKey(cfg.SigningToken) // validated by LoadServer
+	}
+	hook := webhook.New(webhook.Config{
+		Secret:     cfg.WebhookSecret,
+		SigningKey: key,
+		MaxBody:    cfg.MaxBody,
+		Bot:        webhook.Bot{UserID: bot.ID, Username: bot.Username},
+		Command:    command.Options{Prefix: cfg.CommandPrefix, BotUsername: bot.Username},
+		Logger:     log,
+	}, q)
+
+	srv := echo.StartConfig{
+		Address:         cfg.ListenAddr,
+		HideBanner:      true,
+		HidePort:        true,
+		GracefulTimeout: 10 * time.Second,
+		ListenerAddrFunc: func(addr net.Addr) {
+			log.Info("listening", "addr", addr.String(), "queue", q.Backend(), "workers", cfg.Workers)
+		},
+		BeforeServeFunc: func(s *http.Server) error {
+			s.ReadHeaderTimeout = 10 * time.Second
+			s.ReadTimeout = 30 * time.Second
+			s.WriteTimeout = 30 * time.Second
+			s.IdleTimeout = 120 * time.Second
+			return nil
+		},
+	}
+	serveErr := srv.Start(ctx, routes(log, hook, q))
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		log.Error("http server", "err", serveErr)
+	}
+
+	log.Info("draining", "timeout", cfg.DrainTimeout.String())
+	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
+	defer cancelDrain()
+	if err := q.Stop(drainCtx); err != nil {
+		log.Warn("drain", "err", err)
+	}
+	log.Info("stopped")
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("listen on %s: %w (check LISTEN_ADDR)", cfg.ListenAddr, serveErr)
+	}
+	return nil
+}
+
+// routes is every endpoint of `agentbot serve`.
+func routes(log *slog.Logger, hook http.Handler, q *queue.Queue) http.Handler {
+	e := echo.New()
+	e.Logger = log
+	e.POST("/webhooks/gitlab", echo.WrapHandler(hook))
+	e.GET("/healthz", func(c *echo.Context) error {
+		return c.String(http.StatusOK, "ok\n")
+	})
+	e.GET("/readyz", func(c *echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
+		defer cancel()
+		if err := q.Ready(ctx); err != nil {
+			log.Warn("not ready", "err", err)
+			return c.String(http.StatusServiceUnavailable, "not ready: queue database\n")
+		}
+		return c.String(http.StatusOK, "ready\n")
+	})
+	return e
+}
+
+// runMigrate is `agentbot migrate`: apply the queue database's migrations.
+func runMigrate(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 {
+		return usageError("usage: agentbot migrate (AGENTBOT_DB or DATABASE_URL says which database)")
+	}
+	cfg, err := config.LoadQueue(e.getenv)
+	if err != nil {
+		return err
+	}
+	q, err := queue.Open(ctx, queue.Options{SQLitePath: cfg.SQLitePath, DatabaseURL: cfg.DatabaseURL, Logger: e.logger()})
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	if err := q.Migrate(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "queue database migrated (%s)\n", q.Backend())
+	return nil
+}

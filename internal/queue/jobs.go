@@ -3,7 +3,6 @@ package queue
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -71,12 +70,23 @@ type Enqueued struct {
 }
 
 // Enqueue stores a run durably; it returns once the insert has committed.
+// Concurrent calls share transactions (see batch.go).
 func (q *Queue) Enqueue(ctx context.Context, args RunArgs) (Enqueued, error) {
-	res, err := q.client.Insert(ctx, args, nil)
-	if err != nil {
-		return Enqueued{}, fmt.Errorf("enqueue run: %w", err)
+	req := enqueueReq{ctx: ctx, args: args, reply: make(chan enqueueRes, 1)}
+	select {
+	case q.requests <- req:
+	case <-ctx.Done():
+		return Enqueued{}, ctx.Err()
 	}
-	return Enqueued{ID: res.Job.ID, Duplicate: res.UniqueSkippedAsDuplicate}, nil
+	// The batcher always answers, so this cannot leak: an insert that
+	// outlives the caller's context still commits (GitLab may resend, and
+	// the unique key makes that a duplicate).
+	select {
+	case r := <-req.reply:
+		return r.res, r.err
+	case <-ctx.Done():
+		return Enqueued{}, ctx.Err()
+	}
 }
 
 type worker struct {

@@ -73,6 +73,9 @@ type Queue struct {
 	backend string
 	workers int
 
+	requests    chan enqueueReq
+	stopBatcher func()
+
 	migrateRiver func(ctx context.Context) error
 	riverPending func(ctx context.Context) (bool, error)
 }
@@ -146,7 +149,8 @@ func openSQLite(ctx context.Context, opt Options) (*Queue, error) {
 		db.Close()
 		return nil, err
 	}
-	q.db, q.close, q.backend = db, func() { db.Close() }, "sqlite"
+	q.db, q.backend = db, "sqlite"
+	q.start(func() { db.Close() })
 	return q, nil
 }
 
@@ -165,13 +169,14 @@ func openPostgres(ctx context.Context, opt Options) (*Queue, error) {
 		return nil, err
 	}
 	db := stdlib.OpenDBFromPool(pool)
-	q.db, q.close, q.backend = db, func() { db.Close(); pool.Close() }, "postgres"
+	q.db, q.backend = db, "postgres"
+	q.start(func() { db.Close(); pool.Close() })
 	return q, nil
 }
 
 // newQueue builds the River client and migrator for either driver.
 func newQueue[TTx any](driver riverdriver.Driver[TTx], opt Options) (*Queue, error) {
-	q := &Queue{workers: opt.Workers}
+	q := &Queue{workers: opt.Workers, requests: make(chan enqueueReq, maxBatch)}
 	client, err := river.NewClient(driver, riverConfig(opt, q))
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
@@ -194,3 +199,17 @@ func newQueue[TTx any](driver riverdriver.Driver[TTx], opt Options) (*Queue, err
 	}
 	return q, nil
 }
+
+// start runs the batcher; close stops it, then releases the database.
+func (q *Queue) start(release func()) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go q.batcher(stop, done)
+	q.close = func() {
+		close(stop)
+		<-done
+		release()
+	}
+}
+
+// insertTimeout bounds one batch insert.
+const insertTimeout = 30 * time.Second

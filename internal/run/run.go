@@ -1,0 +1,206 @@
+// Package run is the worker: one run is a small state machine whose steps
+// each record what they created (a note, a branch, a merge request) in a
+// checkpoint, so that a retry after a crash finds it instead of doing it
+// again. Every GitLab write is also idempotent by itself (notes carry a
+// marker, merge requests are found by branch), which covers the instant
+// between a write and its checkpoint.
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"gitlab.com/agentbot/agentbot/internal/command"
+	"gitlab.com/agentbot/agentbot/internal/config"
+	"gitlab.com/agentbot/agentbot/internal/gitlab"
+	"gitlab.com/agentbot/agentbot/internal/queue"
+)
+
+// GitLab is the part of the GitLab API a run uses.
+type GitLab interface {
+	AwardEmoji(ctx context.Context, t gitlab.Thread, noteID int64, name string) error
+	RemoveEmoji(ctx context.Context, t gitlab.Thread, noteID int64, name string) error
+	AccessLevel(ctx context.Context, projectID, userID int64) (int, error)
+	PostNote(ctx context.Context, t gitlab.Thread, key, body string) (gitlab.Note, error)
+	UpdateNote(ctx context.Context, t gitlab.Thread, noteID int64, key, body string) error
+}
+
+// Config is what every run shares.
+type Config struct {
+	MinAccess int // AGENTBOT_MIN_ACCESS_LEVEL
+	Command   command.Options
+	Logger    *slog.Logger
+}
+
+// Runner works runs; it is the queue's Handler.
+type Runner struct {
+	cfg Config
+	gl  GitLab
+}
+
+// New returns a Runner.
+func New(cfg Config, gl GitLab) *Runner {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{cfg: cfg, gl: gl}
+}
+
+// Work runs one job to its end. A transient failure is returned for the
+// queue to retry; on the last attempt, or when the failure is permanent, the
+// thread gets a note that says what failed and what to check.
+func (r *Runner) Work(ctx context.Context, job queue.Job) error {
+	a := job.Args
+	s := &state{
+		Runner: r,
+		job:    job,
+		thread: gitlab.Thread{
+			ProjectID:    a.ProjectID,
+			Kind:         a.ThreadKind,
+			IID:          a.IID,
+			DiscussionID: a.DiscussionID,
+			Internal:     a.Internal || a.Confidential,
+		},
+		log: r.cfg.Logger.With("job", job.ID, "project", a.ProjectPath, "iid", a.IID,
+			"kind", a.ThreadKind, "delivery", a.DeliveryKey, "attempt", job.Attempt),
+	}
+	err := s.work(ctx)
+	if err == nil {
+		s.log.Info("run finished")
+		return nil
+	}
+	last := job.Attempt >= job.MaxAttempts || isPermanent(err) || ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded)
+	s.log.Error("run failed", "err", err, "final", last)
+	if last {
+		s.fail(context.WithoutCancel(ctx), err)
+	}
+	return err
+}
+
+type state struct {
+	*Runner
+	job    queue.Job
+	thread gitlab.Thread
+	log    *slog.Logger
+}
+
+func (s *state) work(ctx context.Context) error {
+	a := s.job.Args
+	// Authorization comes first, so that a note by someone who may not use
+	// the bot gets a refusal and nothing else.
+	var auth struct{ Level int }
+	if err := s.once(ctx, "authorize", &auth, func() (any, error) {
+		level, err := s.gl.AccessLevel(ctx, a.ProjectID, a.AuthorID)
+		auth.Level = level
+		return auth, err
+	}); err != nil {
+		return fmt.Errorf("check @%s's access to the project: %w", a.AuthorUsername, err)
+	}
+	if auth.Level < s.cfg.MinAccess {
+		s.log.Info("refused", "author", a.AuthorUsername, "level", auth.Level)
+		return s.reply(ctx, "refusal", refusal(a.AuthorUsername, auth.Level, s.cfg.MinAccess))
+	}
+	if err := s.once(ctx, "ack", nil, func() (any, error) {
+		return nil, s.gl.AwardEmoji(ctx, s.thread, a.NoteID, "eyes")
+	}); err != nil {
+		return fmt.Errorf("acknowledge the note: %w", err)
+	}
+
+	switch a.Command.Kind {
+	case command.Help, command.Usage:
+		return s.reply(ctx, "reply", a.Command.Reply)
+	}
+	return s.reply(ctx, "reply", fmt.Sprintf("Accepted: run %d will work on `%s`.", s.job.ID, summary(a.Command)))
+}
+
+// once runs fn unless an earlier attempt finished the step, and records its
+// result (which may be nil) as the step's checkpoint. When the step was done
+// before, its record is loaded into out (when not nil).
+func (s *state) once(ctx context.Context, step string, out any, fn func() (any, error)) error {
+	var saved any
+	if out != nil {
+		saved = out
+	} else {
+		saved = &struct{}{}
+	}
+	done, err := s.job.Checkpoints.Get(ctx, step, saved)
+	if err != nil || done {
+		return err
+	}
+	v, err := fn()
+	if err != nil {
+		return err
+	}
+	if v == nil {
+		v = struct{}{}
+	}
+	return s.job.Checkpoints.Put(ctx, step, v)
+}
+
+// reply posts a note on the run's thread once, whatever the retries.
+func (s *state) reply(ctx context.Context, step, body string) error {
+	return s.once(ctx, step, nil, func() (any, error) {
+		n, err := s.gl.PostNote(ctx, s.thread, s.noteKey(step), body)
+		return struct{ NoteID int64 }{n.ID}, err
+	})
+}
+
+func (s *state) noteKey(step string) string {
+	return "run-" + strconv.FormatInt(s.job.ID, 10) + "-" + step
+}
+
+// fail tells the thread that the run failed and what to check. It is
+// best-effort: the error is already logged and kept by the queue.
+func (s *state) fail(ctx context.Context, err error) {
+	body := fmt.Sprintf("Sorry, run %d failed: %s.", s.job.ID, userMessage(err))
+	if _, perr := s.gl.PostNote(ctx, s.thread, s.noteKey("failure"), body); perr != nil {
+		s.log.Error("could not post the failure note", "err", perr)
+	}
+}
+
+func refusal(username string, level, min int) string {
+	return fmt.Sprintf("Sorry @%s, only project members with the %s role or higher can ask me for work here "+
+		"(your role: %s). A maintainer can change your role, or the operator AGENTBOT_MIN_ACCESS_LEVEL.",
+		username, config.AccessLevelName(min), config.AccessLevelName(level))
+}
+
+func summary(c command.Command) string {
+	if c.Kind == command.Analyze {
+		return "analyze " + c.Ticker
+	}
+	s := c.Request
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	return s
+}
+
+// permanentError is a failure a retry cannot fix.
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string   { return p.err.Error() }
+func (p permanentError) Unwrap() error   { return p.err }
+func (p permanentError) Permanent() bool { return true }
+
+// Permanent marks err as not worth retrying.
+func Permanent(err error) error { return permanentError{err} }
+
+func isPermanent(err error) bool {
+	var p interface{ Permanent() bool }
+	if errors.As(err, &p) && p.Permanent() {
+		return true
+	}
+	// GitLab's 4xx (but 429) will answer the same next time.
+	var ge *gitlab.Error
+	return errors.As(err, &ge) && ge.Status >= 400 && ge.Status < 500 && ge.Status != http.StatusTooManyRequests
+}
+
+// userMessage is the part of an error a person on the thread may read: what
+// failed and what to check, never a stack trace or a secret.
+func userMessage(err error) string {
+	return err.Error()
+}
