@@ -30,8 +30,9 @@ var (
 	// ErrSymlink: the base tree holds a symbolic link there; it is never
 	// followed, read or written through.
 	ErrSymlink = errors.New("symbolic link in the base tree (not followed)")
-	// ErrTooLarge: a file or the commit exceeds its size limit.
-	ErrTooLarge = errors.New("too large")
+	// ErrTooLarge: a file or the commit exceeds its size limit (the file
+	// tools' sentinel, so callers branch on one).
+	ErrTooLarge = tools.ErrTooLarge
 	// ErrConflict: the write would turn a base-tree file, link or submodule
 	// into a directory or the reverse.
 	ErrConflict = errors.New("conflicts with the base tree")

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"gitlab.com/agentbot/agentbot/internal/gitlab/gitlabtest"
+	"gitlab.com/agentbot/agentbot/internal/tools"
 	"gitlab.com/agentbot/agentbot/internal/workspace"
 )
 
@@ -85,13 +86,8 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// allowOutput is the tools' default allowlist, as a policy.
-func allowOutput(p string) error {
-	if strings.HasPrefix(p, "output/") {
-		return nil
-	}
-	return errors.New("only output/ is writable")
-}
+// allowOutput is the file tools' default policy (output/** only).
+var allowOutput = tools.Policy{}.Check
 
 func (f *fixture) options(t *testing.T, runID string) workspace.Options {
 	return workspace.Options{
@@ -569,6 +565,18 @@ func TestPolicyAndSizeLimitsAtCommit(t *testing.T) {
 	refuse.Store("output/secret.md", true)
 	_, err := ws.Commit(ctx, workspace.CommitInput{Message: "m"})
 	if !errors.Is(err, workspace.ErrNotAllowed) || !strings.Contains(err.Error(), "output/secret.md") {
+		t.Errorf("Commit with a refused path error = %v, want ErrNotAllowed naming it", err)
+	}
+
+	// The file tools' own policy refuses .gitlab-ci.yml at commit time even
+	// if it reached the overlay.
+	ws = open(t, f.options(t, "run-4"))
+	write(t, ws.FS(), "output/ok.md", "ok\n")
+	if err := os.WriteFile(filepath.Join(ws.Dir(), "overlay", ".gitlab-ci.yml"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ws.Commit(ctx, workspace.CommitInput{Message: "m"})
+	if !errors.Is(err, tools.ErrForbidden) {
 		t.Errorf("Commit with a refused path error = %v, want ErrNotAllowed naming it", err)
 	}
 
