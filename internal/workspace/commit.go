@@ -90,6 +90,14 @@ func (w *Workspace) Commit(ctx context.Context, in CommitInput) (CommitResult, e
 		if !d.Type().IsRegular() {
 			return fmt.Errorf("%s is not a regular file", name)
 		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if info.Size() > w.opts.MaxFileBytes {
+			return fmt.Errorf("%s: %w: %d bytes, the limit per file is %d",
+				name, ErrTooLarge, info.Size(), w.opts.MaxFileBytes)
+		}
 		names = append(names, name)
 		return nil
 	})
