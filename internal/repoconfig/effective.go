@@ -136,7 +136,7 @@ func (c *Config) Effective(op Operator) (Effective, *Problems) {
 		e.OutputDir = DefaultOutputDir
 		if !dirWritable(e.OutputDir, e.WriteAllow) {
 			for _, g := range e.WriteAllow {
-				if d := literalDir(g); d != "" {
+				if d := literalDir(g); d != "" && dirWritable(d, e.WriteAllow) {
 					e.OutputDir = d
 					break
 				}

@@ -130,14 +130,21 @@ func literalDir(g string) string {
 	return b.String()
 }
 
-// dirWritable reports whether some path under dir (a clean "a/b/" path)
-// may be written under the allowlist: dir/** lies within a glob, or a glob
-// lies inside dir.
+// dirWritable reports whether the agent can write files directly in dir (a
+// clean "a/b/" path) under the allowlist: dir/** lies within a glob, a glob
+// names files directly in dir ("dir/*.md"), or a glob starts with "**"
+// (which reaches into any directory).
 func dirWritable(dir string, allow []string) bool {
 	for _, g := range allow {
-		if globWithin(dir+"**", g) || strings.HasPrefix(literalDir(g), dir) {
+		if globWithin(dir+"**", g) || filesIn(g, dir) || strings.HasPrefix(g, "**/") {
 			return true
 		}
 	}
 	return false
+}
+
+// filesIn reports whether glob g names files directly in dir ("dir/*.md").
+func filesIn(g, dir string) bool {
+	rest, ok := strings.CutPrefix(g, dir)
+	return ok && rest != "" && rest != "**" && !strings.Contains(rest, "/")
 }

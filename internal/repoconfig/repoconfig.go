@@ -206,7 +206,7 @@ func (c *Config) Command(verb string) (Command, bool) {
 // a valid empty Config.
 func Parse(data []byte) (*Config, error) {
 	w := &walker{lines: map[string]int{}, declared: map[string]bool{}}
-	c := &Config{lines: w.lines}
+	c := &Config{lines: w.lines, Review: Review{Enabled: true}}
 	if len(data) > MaxFileBytes {
 		w.add(0, "", "the file is %d bytes; the limit is %d", len(data), MaxFileBytes)
 		return nil, w.problems(false)
@@ -219,7 +219,7 @@ func Parse(data []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if root == nil {
+	if root == nil || isNull(root) {
 		return c, nil
 	}
 	w.config(root, c)
@@ -260,10 +260,21 @@ func decode(data []byte, w *walker) (*yaml.Node, error) {
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// parserProblems are the messages of the YAML parser (as opposed to its
+// scanner), whose lines it reports counting from 0.
+var parserProblems = []string{
+	"did not find expected <stream-start>", "did not find expected <document start>",
+	"found undefined tag handle", "did not find expected node content",
+	"did not find expected '-' indicator", "did not find expected key",
+	"did not find expected ',' or ']'", "did not find expected ',' or '}'",
+	"found duplicate %YAML directive", "found incompatible YAML document", "found duplicate %TAG directive",
+}
+
 // syntaxError turns a YAML parser error into a line and a plain message.
-// The parser's line is sometimes missing or off (it names where a
-// construct started); a tab is found by looking for it, and a missing line
-// by parsing ever longer prefixes of the file.
+// The parser's line names where the broken construct started; it counts
+// from 0 for parser (not scanner) errors, and is missing for some errors. A
+// tab is found by looking for it, and a missing line by parsing ever longer
+// prefixes of the file.
 func syntaxError(data []byte, err error) (int, string) {
 	s := err.Error()
 	line := 0
@@ -271,6 +282,9 @@ func syntaxError(data []byte, err error) (int, string) {
 	if m := yamlLine.FindStringSubmatch(s); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
+		if contains(parserProblems, msg) {
+			line++
+		}
 	}
 	if strings.Contains(msg, "tab character") {
 		if l := tabIndentedLine(data, line); l > 0 {

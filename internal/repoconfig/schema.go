@@ -88,7 +88,6 @@ func (w *walker) config(root *yaml.Node, c *Config) {
 	if v, ok := f["access"]; ok {
 		c.Access = w.access(v)
 	}
-	c.Review = Review{Enabled: true}
 	if v, ok := f["review"]; ok {
 		c.Review = w.review(v)
 	}
