@@ -160,15 +160,19 @@ func TestEffectiveBounds(t *testing.T) {
 			want:  []string{"line 3: review.max_inline_comments: 500 is above this agentbot's limit of 20; 20 applies"},
 		},
 		{
-			name:  "larger instructions",
-			yml:   "version: 1\ninstructions:\n  max_bytes: 1000000\n",
-			check: func(e repoconfig.Effective) bool { return e.InstructionsBytes == repoconfig.DefaultMaxInstructionsBytes },
-			want:  []string{"line 3: instructions.max_bytes: 1000000 is above this agentbot's limit of 32768 bytes; 32768 applies"},
+			name: "larger instructions",
+			yml:  "version: 1\ninstructions:\n  max_bytes: 1000000\n",
+			check: func(e repoconfig.Effective) bool {
+				return e.InstructionsBytes == repoconfig.DefaultMaxInstructionsBytes
+			},
+			want: []string{"line 3: instructions.max_bytes: 1000000 is above this agentbot's limit of 32768 bytes; 32768 applies"},
 		},
 		{
-			name:  "instructions turned off",
-			yml:   "version: 1\ninstructions:\n  max_bytes: 0\nreview:\n  enabled: false\n  max_inline_comments: 0\n",
-			check: func(e repoconfig.Effective) bool { return e.InstructionsBytes == 0 && !e.ReviewEnabled && e.MaxInlineComments == 0 },
+			name: "instructions turned off",
+			yml:  "version: 1\ninstructions:\n  max_bytes: 0\nreview:\n  enabled: false\n  max_inline_comments: 0\n",
+			check: func(e repoconfig.Effective) bool {
+				return e.InstructionsBytes == 0 && !e.ReviewEnabled && e.MaxInlineComments == 0
+			},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
