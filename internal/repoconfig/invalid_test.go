@@ -205,6 +205,11 @@ func TestParseInvalid(t *testing.T) {
 			want: []string{"line 3: commands.weekly.prompt: required"},
 		},
 		{
+			name: "command given as a bare prompt",
+			yml:  "version: 1\ncommands:\n  weekly: Write the weekly summary\n",
+			want: []string{"line 3: commands.weekly: want a mapping of keys to values, got the string `Write the weekly summary`"},
+		},
+		{
 			name: "variadic argument not last",
 			yml:  "version: 1\ncommands:\n  ask:\n    args: [q..., t]\n    prompt: \"{q} {t}\"\n",
 			want: []string{"line 4: commands.ask.args: only the last argument may end in ... (it takes the remaining words)"},

@@ -229,3 +229,16 @@ func TestMatch(t *testing.T) {
 		t.Error("nil config matched")
 	}
 }
+
+func BenchmarkParse(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join("testdata", "full.yml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := repoconfig.Parse(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

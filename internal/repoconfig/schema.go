@@ -132,6 +132,9 @@ func (w *walker) command(e field, verb string) (Command, bool) {
 	}
 	ok := true
 	f := w.known(e.val, e.path, "description", "prompt", "args", "allow_files")
+	if e.val.Kind != yaml.MappingNode {
+		return cmd, false // reported by known
+	}
 	if v, has := f["description"]; has {
 		s, good := w.str(v)
 		switch {
