@@ -220,6 +220,7 @@ func (d *doctor) checkAWS(ctx context.Context, s config.AWS) (aws.Config, bool) 
 	fix := "give agentbot AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance or task role, or in GitLab CI AWS_ROLE_ARN with GITLAB_OIDC_TOKEN (id_tokens)"
 	var tp *awsx.TrustPolicyError
 	if errors.As(err, &tp) {
+		err = tp // its own message says it all; the SDK's wrapping only adds noise
 		fix = "edit the trust policy of " + tp.RoleARN + ": its sub condition must match this job's project and ref, its aud the id_tokens aud (see docs/mcp.md, Troubleshooting)"
 	}
 	d.fail("AWS identity", err, fix)
