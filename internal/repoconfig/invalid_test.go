@@ -210,6 +210,20 @@ func TestParseInvalid(t *testing.T) {
 			want: []string{"line 3: commands.weekly: want a mapping of keys to values, got the string `Write the weekly summary`"},
 		},
 		{
+			name: "CRLF line ends",
+			yml:  "version: 1\r\nreview:\r\n  enabld: true\r\n",
+			want: []string{"line 3: review.enabld: unknown key; did you mean `enabled`?"},
+		},
+		{
+			// YAML ends a line at a lone CR (or U+2028); GitLab does not.
+			name: "lines counted as GitLab shows them",
+			yml:  "version: 1\rreview:\n  enabld: true\ncommands:\n  x: {prompt: \"a\u2028b\", args: [q]}\n",
+			want: []string{
+				"line 2: review.enabld: unknown key; did you mean `enabled`?",
+				"line 4: commands.x.prompt: argument `q` is never used; put `{q}` in the prompt",
+			},
+		},
+		{
 			name: "variadic argument not last",
 			yml:  "version: 1\ncommands:\n  ask:\n    args: [q..., t]\n    prompt: \"{q} {t}\"\n",
 			want: []string{"line 4: commands.ask.args: only the last argument may end in ... (it takes the remaining words)"},

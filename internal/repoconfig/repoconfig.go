@@ -215,7 +215,8 @@ func Parse(data []byte) (*Config, error) {
 		w.add(firstInvalidLine(data), "", "the file is not valid UTF-8 text")
 		return nil, w.problems(false)
 	}
-	root, err := decode(data, w)
+	lm := newLineMap(data)
+	root, err := decode(data, w, lm)
 	if err != nil {
 		return nil, err
 	}
@@ -224,31 +225,93 @@ func Parse(data []byte) (*Config, error) {
 	}
 	w.config(root, c)
 	if p := w.problems(false); p != nil {
+		for i := range p.List {
+			p.List[i].Line = lm.file(p.List[i].Line)
+		}
 		return nil, p
+	}
+	if lm != nil {
+		for k, l := range c.lines {
+			c.lines[k] = lm.file(l)
+		}
+		for i := range c.Commands {
+			c.Commands[i].Line = lm.file(c.Commands[i].Line)
+		}
+		for i := range c.Pipelines {
+			c.Pipelines[i].Line = lm.file(c.Pipelines[i].Line)
+		}
 	}
 	return c, nil
 }
 
+// lineMap maps YAML's line numbers to the file's. YAML also ends a line at
+// a lone CR, NEL, LS or PS; GitLab and editors count LF only. nil is the
+// identity.
+type lineMap []int
+
+func newLineMap(data []byte) lineMap {
+	if !bytes.ContainsAny(data, "\r\u0085\u2028\u2029") {
+		return nil
+	}
+	m := lineMap{0, 1}
+	file := 1
+	for i := 0; i < len(data); {
+		switch {
+		case data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n':
+			file++
+			m = append(m, file)
+			i += 2
+		case data[i] == '\n':
+			file++
+			m = append(m, file)
+			i++
+		case data[i] == '\r':
+			m = append(m, file)
+			i++
+		case bytes.HasPrefix(data[i:], []byte("\u0085")):
+			m = append(m, file)
+			i += 2
+		case bytes.HasPrefix(data[i:], []byte("\u2028")), bytes.HasPrefix(data[i:], []byte("\u2029")):
+			m = append(m, file)
+			i += 3
+		default:
+			i++
+		}
+	}
+	return m
+}
+
+// file is the file's line for YAML's line y.
+func (m lineMap) file(y int) int {
+	switch {
+	case m == nil || y <= 0:
+		return y
+	case y < len(m):
+		return m[y]
+	}
+	return m[len(m)-1]
+}
+
 // decode parses the YAML into a node tree, turning syntax errors and extra
 // documents into problems. root is nil for an empty file.
-func decode(data []byte, w *walker) (*yaml.Node, error) {
+func decode(data []byte, w *walker, lm lineMap) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, nil
 		}
-		line, msg := syntaxError(data, err)
+		line, msg := syntaxError(data, err, lm)
 		w.add(line, "", "%s", msg)
 		return nil, w.problems(false)
 	}
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
 	case err == nil:
-		w.add(next.Line, "", "only one YAML document is allowed; remove the second \"---\" and what follows")
+		w.add(lm.file(next.Line), "", "only one YAML document is allowed; remove the second \"---\" and what follows")
 		return nil, w.problems(false)
 	case !errors.Is(err, io.EOF):
-		line, msg := syntaxError(data, err)
+		line, msg := syntaxError(data, err, lm)
 		w.add(line, "", "%s", msg)
 		return nil, w.problems(false)
 	}
@@ -275,7 +338,7 @@ var parserProblems = []string{
 // from 0 for parser (not scanner) errors, and is missing for some errors. A
 // tab is found by looking for it, and a missing line by parsing ever longer
 // prefixes of the file.
-func syntaxError(data []byte, err error) (int, string) {
+func syntaxError(data []byte, err error, lm lineMap) (int, string) {
 	s := err.Error()
 	line := 0
 	msg := strings.TrimPrefix(s, "yaml: ")
@@ -285,6 +348,7 @@ func syntaxError(data []byte, err error) (int, string) {
 		if contains(parserProblems, msg) {
 			line++
 		}
+		line = lm.file(line)
 	}
 	if strings.Contains(msg, "tab character") {
 		if l := tabIndentedLine(data, line); l > 0 {
