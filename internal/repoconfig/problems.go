@@ -108,7 +108,7 @@ func (p *Problems) Markdown() string {
 		if q.Path != "" {
 			b.WriteString("`" + clean(q.Path, 80) + "`: ")
 		}
-		b.WriteString(oneLine(q.Msg, 300) + "\n")
+		b.WriteString(oneLine(q.Msg, 500) + "\n")
 	}
 	if more := n - min(len(p.List), maxShown); more > 0 {
 		b.WriteString("- … and " + strconv.Itoa(more) + " more\n")
