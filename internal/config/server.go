@@ -50,7 +50,7 @@ func LoadServer(get Getenv) (Server, error) {
 		SigningToken:  r.str("GITLAB_WEBHOOK_SIGNING_TOKEN", ""),
 		MaxBody:       r.bytes("AGENTBOT_MAX_BODY", 5<<20),
 		DrainTimeout:  r.duration("AGENTBOT_DRAIN_TIMEOUT", 30*time.Second),
-		Workers:       r.int("AGENTBOT_WORKERS", 4, 1),
+		Workers:       r.int("AGENTBOT_WORKERS", 4, 0),
 		JobTimeout:    r.duration("AGENTBOT_JOB_TIMEOUT", 45*time.Minute),
 		MaxAttempts:   r.int("AGENTBOT_MAX_ATTEMPTS", 5, 1),
 		MinAccess:     r.accessLevel("AGENTBOT_MIN_ACCESS_LEVEL", 30),
