@@ -158,14 +158,7 @@ func mcpTools(ctx context.Context, e *env, builtin []string) ([]agent.Tool, func
 	if err != nil {
 		return nil, func() {}, err
 	}
-	if len(link.servers) == 0 {
-		return nil, func() {}, nil
-	}
-	session, err := link.connect(ctx, builtin, logger)
-	if err != nil {
-		return nil, func() {}, err
-	}
-	return session.Tools(), func() { _ = session.Close() }, nil
+	return link.tools(ctx, builtin, logger)
 }
 
 // mcpLink is the process's MCP wiring: the servers, each with its token
@@ -229,6 +222,19 @@ func newMCPLink(e *env, url string, logger *slog.Logger) (*mcpLink, error) {
 // connect opens one run's sessions.
 func (l *mcpLink) connect(ctx context.Context, builtin []string, logger *slog.Logger) (*mcp.Session, error) {
 	return mcp.Connect(ctx, l.servers, mcp.Options{Builtin: builtin, Logger: logger, Version: Version})
+}
+
+// tools connects one run's sessions and returns their tools and the func
+// that closes them; no servers, no tools.
+func (l *mcpLink) tools(ctx context.Context, builtin []string, logger *slog.Logger) ([]agent.Tool, func(), error) {
+	if len(l.servers) == 0 {
+		return nil, func() {}, nil
+	}
+	session, err := l.connect(ctx, builtin, logger)
+	if err != nil {
+		return nil, func() {}, err
+	}
+	return session.Tools(), func() { _ = session.Close() }, nil
 }
 
 // credentials returns the client id and secret: MCP_CLIENT_ID and

@@ -340,3 +340,22 @@ func TestServerEverything(t *testing.T) {
 		}
 	}
 }
+
+// One tool call over streamable HTTP with a cached token, in process.
+func BenchmarkCallQuote(b *testing.B) {
+	srv := mcptest.StartServer(b, financedemo.NewServer(), mcptest.ServerOptions{Issuer: issuerOptions(nil, time.Hour)})
+	ts := mcp.NewTokenSource(mcp.TokenSourceOptions{TokenURL: srv.TokenURL, Resource: srv.URL, Credentials: staticCreds})
+	s, err := mcp.Connect(b.Context(), []mcp.Server{{Name: "finance", URL: srv.URL, Auth: ts}}, mcp.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	tool, _ := s.Lookup("get_quote")
+	input := json.RawMessage(`{"symbol":"AAPL"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if out, isErr := tool.Call(b.Context(), input); isErr {
+			b.Fatal(out)
+		}
+	}
+}
