@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/labstack/echo/v5"
@@ -15,8 +17,10 @@ import (
 	"gitlab.com/agentbot/agentbot/internal/config"
 	"gitlab.com/agentbot/agentbot/internal/gitlab"
 	"gitlab.com/agentbot/agentbot/internal/queue"
+	"gitlab.com/agentbot/agentbot/internal/redact"
 	"gitlab.com/agentbot/agentbot/internal/run"
 	"gitlab.com/agentbot/agentbot/internal/webhook"
+	"gitlab.com/agentbot/agentbot/internal/workspace"
 )
 
 // runServe is `agentbot serve`: the webhook server and its workers, until
@@ -45,10 +49,32 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	log.Info("gitlab user", "username", bot.Username, "id", bot.ID)
 
+	redactor := redact.New(secretValues(e.getenv)...)
+	var agentImpl run.Agent
+	var policy func(string) error
+	if cfg.Executor == "local" {
+		a, err := newServeAgent(startCtx, e, log, redactor)
+		if err != nil {
+			return err
+		}
+		agentImpl, policy = a, a.policy().Check
+	}
 	runner := run.New(run.Config{
 		MinAccess: cfg.MinAccess,
 		Command:   command.Options{Prefix: cfg.CommandPrefix, BotUsername: bot.Username},
 		Logger:    log,
+		Executor:  cfg.Executor,
+		Agent:     agentImpl,
+		Git: run.GitSettings{
+			Token:   cfg.GitLab.Token,
+			Author:  botSignature(cfg, bot),
+			TempDir: cfg.WorkDir,
+			Policy:  policy,
+		},
+		Draft:          cfg.MRDraft,
+		Labels:         cfg.MRLabels,
+		ConfidentialMR: cfg.ConfidentialMR,
+		Redact:         redactor.String,
 	}, gl)
 	q, err := queue.Open(startCtx, queue.Options{
 		SQLitePath:  cfg.Queue.SQLitePath,
@@ -115,6 +141,23 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("listen on %s: %w (check LISTEN_ADDR)", cfg.ListenAddr, serveErr)
 	}
 	return nil
+}
+
+// botSignature is the commits' author: the settings, else the bot's GitLab
+// name and its no-reply address.
+func botSignature(cfg config.Server, bot gitlab.User) workspace.Signature {
+	sig := workspace.Signature{Name: cfg.GitName, Email: cfg.GitEmail}
+	if sig.Name == "" {
+		sig.Name = cmp.Or(bot.Name, bot.Username)
+	}
+	if sig.Email == "" {
+		host := "gitlab.com"
+		if u, err := url.Parse(cfg.GitLab.URL); err == nil && u.Hostname() != "" {
+			host = u.Hostname()
+		}
+		sig.Email = fmt.Sprintf("%d-%s@users.noreply.%s", bot.ID, bot.Username, host)
+	}
+	return sig
 }
 
 // routes is every endpoint of `agentbot serve`.

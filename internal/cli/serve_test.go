@@ -17,6 +17,7 @@ import (
 
 	"gitlab.com/agentbot/agentbot/internal/cli"
 	"gitlab.com/agentbot/agentbot/internal/gitlab/gitlabtest"
+	"gitlab.com/agentbot/agentbot/internal/model/bedrock/bedrocktest"
 	"gitlab.com/agentbot/agentbot/internal/queue/queuetest"
 	"gitlab.com/agentbot/agentbot/internal/webhook"
 	"gitlab.com/agentbot/agentbot/webhooks"
@@ -60,15 +61,26 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// serveEnv is the environment of a serve process against the fake GitLab.
+// serveEnv is the environment of a serve process against the fake GitLab
+// and a Bedrock fake that answers nothing (runs that call the model give
+// serveEnvWithModel their own).
 func serveEnv(t *testing.T, gl *gitlabtest.Server, sm gitlabtest.Sample) map[string]string {
-	return map[string]string{
+	return serveEnvWithModel(t, gl, sm, bedrocktest.New(t))
+}
+
+func serveEnvWithModel(t *testing.T, gl *gitlabtest.Server, sm gitlabtest.Sample, model *bedrocktest.Server) map[string]string {
+	env := fakeEnv(t, model)
+	for k, v := range map[string]string{
 		"GITLAB_URL":            gl.URL(),
 		"GITLAB_TOKEN":          sm.BotToken,
 		"GITLAB_WEBHOOK_SECRET": secret,
 		"AGENTBOT_DB":           filepath.Join(t.TempDir(), "agentbot.db"),
+		"AGENTBOT_WORKDIR":      t.TempDir(),
 		"AGENTBOT_LOG_LEVEL":    "debug",
+	} {
+		env[k] = v
 	}
+	return env
 }
 
 // startServe runs serve until the test ends or stop is called, and waits

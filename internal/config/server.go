@@ -25,8 +25,17 @@ type Server struct {
 	MaxAttempts   int           // AGENTBOT_MAX_ATTEMPTS
 	MinAccess     int           // AGENTBOT_MIN_ACCESS_LEVEL, as GitLab's number
 	CommandPrefix string        // AGENTBOT_COMMAND_PREFIX
-	GitLab        GitLab
-	Queue         Queue
+	Executor      string        // AGENTBOT_EXECUTOR: local or pipeline
+	GitName       string        // AGENTBOT_GIT_NAME: commit author; default the bot's name
+	GitEmail      string        // AGENTBOT_GIT_EMAIL: default the bot's GitLab no-reply address
+	WorkDir       string        // AGENTBOT_WORKDIR: where workspaces are made; default the system's temp dir
+	MRDraft       bool          // AGENTBOT_MR_DRAFT
+	MRLabels      []string      // AGENTBOT_MR_LABELS
+	// ConfidentialMR is AGENTBOT_ALLOW_CONFIDENTIAL_MR: open merge requests
+	// for commands on confidential issues.
+	ConfidentialMR bool
+	GitLab         GitLab
+	Queue          Queue
 }
 
 // GitLab is how agentbot reaches GitLab.
@@ -45,18 +54,25 @@ type Queue struct {
 func LoadServer(get Getenv) (Server, error) {
 	r := newReader(get)
 	s := Server{
-		ListenAddr:    r.str("LISTEN_ADDR", ":8080"),
-		WebhookSecret: r.str("GITLAB_WEBHOOK_SECRET", ""),
-		SigningToken:  r.str("GITLAB_WEBHOOK_SIGNING_TOKEN", ""),
-		MaxBody:       r.bytes("AGENTBOT_MAX_BODY", 5<<20),
-		DrainTimeout:  r.duration("AGENTBOT_DRAIN_TIMEOUT", 30*time.Second),
-		Workers:       r.int("AGENTBOT_WORKERS", 4, 0),
-		JobTimeout:    r.duration("AGENTBOT_JOB_TIMEOUT", 45*time.Minute),
-		MaxAttempts:   r.int("AGENTBOT_MAX_ATTEMPTS", 5, 1),
-		MinAccess:     r.accessLevel("AGENTBOT_MIN_ACCESS_LEVEL", 30),
-		CommandPrefix: r.str("AGENTBOT_COMMAND_PREFIX", "/agent"),
-		GitLab:        r.gitlab(),
-		Queue:         r.queue(),
+		ListenAddr:     r.str("LISTEN_ADDR", ":8080"),
+		WebhookSecret:  r.str("GITLAB_WEBHOOK_SECRET", ""),
+		SigningToken:   r.str("GITLAB_WEBHOOK_SIGNING_TOKEN", ""),
+		MaxBody:        r.bytes("AGENTBOT_MAX_BODY", 5<<20),
+		DrainTimeout:   r.duration("AGENTBOT_DRAIN_TIMEOUT", 30*time.Second),
+		Workers:        r.int("AGENTBOT_WORKERS", 4, 0),
+		JobTimeout:     r.duration("AGENTBOT_JOB_TIMEOUT", 45*time.Minute),
+		MaxAttempts:    r.int("AGENTBOT_MAX_ATTEMPTS", 5, 1),
+		MinAccess:      r.accessLevel("AGENTBOT_MIN_ACCESS_LEVEL", 30),
+		CommandPrefix:  r.str("AGENTBOT_COMMAND_PREFIX", "/agent"),
+		Executor:       r.str("AGENTBOT_EXECUTOR", "local"),
+		GitName:        r.str("AGENTBOT_GIT_NAME", ""),
+		GitEmail:       r.str("AGENTBOT_GIT_EMAIL", ""),
+		WorkDir:        r.str("AGENTBOT_WORKDIR", ""),
+		MRDraft:        r.bool("AGENTBOT_MR_DRAFT", false),
+		MRLabels:       r.list("AGENTBOT_MR_LABELS", []string{"agentbot"}),
+		ConfidentialMR: r.bool("AGENTBOT_ALLOW_CONFIDENTIAL_MR", false),
+		GitLab:         r.gitlab(),
+		Queue:          r.queue(),
 	}
 	if s.WebhookSecret == "" && s.SigningToken == "" {
 		r.problem("GITLAB_WEBHOOK_SECRET or GITLAB_WEBHOOK_SIGNING_TOKEN is required: " +
@@ -67,6 +83,12 @@ func LoadServer(get Getenv) (Server, error) {
 		if _, err := SigningKey(s.SigningToken); err != nil {
 			r.problem("GITLAB_WEBHOOK_SIGNING_TOKEN: %v", err)
 		}
+	}
+	if s.Executor != "local" && s.Executor != "pipeline" {
+		r.problem("AGENTBOT_EXECUTOR=%q: want local (the agent runs in this process) or pipeline (a CI pipeline runs it)", s.Executor)
+	}
+	if s.GitEmail != "" && !strings.Contains(s.GitEmail, "@") {
+		r.problem("AGENTBOT_GIT_EMAIL=%q: want an email address", s.GitEmail)
 	}
 	if !strings.HasPrefix(s.CommandPrefix, "/") || strings.ContainsAny(s.CommandPrefix, " \t\n") {
 		r.problem("AGENTBOT_COMMAND_PREFIX=%q: want a slash command without spaces, such as /agent", s.CommandPrefix)

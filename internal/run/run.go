@@ -8,6 +8,7 @@ package run
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,7 +18,9 @@ import (
 	"gitlab.com/agentbot/agentbot/internal/command"
 	"gitlab.com/agentbot/agentbot/internal/config"
 	"gitlab.com/agentbot/agentbot/internal/gitlab"
+	"gitlab.com/agentbot/agentbot/internal/publish"
 	"gitlab.com/agentbot/agentbot/internal/queue"
+	"gitlab.com/agentbot/agentbot/internal/workspace"
 )
 
 // GitLab is the part of the GitLab API a run uses.
@@ -27,6 +30,8 @@ type GitLab interface {
 	AccessLevel(ctx context.Context, projectID, userID int64) (int, error)
 	PostNote(ctx context.Context, t gitlab.Thread, key, body string) (gitlab.Note, error)
 	UpdateNote(ctx context.Context, t gitlab.Thread, noteID int64, key, body string) error
+	User(ctx context.Context, id int64) (gitlab.User, error)
+	publish.GitLab
 }
 
 // Config is what every run shares.
@@ -34,6 +39,32 @@ type Config struct {
 	MinAccess int // AGENTBOT_MIN_ACCESS_LEVEL
 	Command   command.Options
 	Logger    *slog.Logger
+	// Executor is "local" (the agent runs in this process) or "pipeline"
+	// (a CI pipeline on the project's runners runs it).
+	Executor string
+	// Agent runs the model loop; required for local runs.
+	Agent Agent
+	// Git is how the workspace reaches the repositories.
+	Git GitSettings
+	// MR settings for the merge requests agentbot opens.
+	Draft       bool
+	Labels      []string
+	ReviewerIDs []int64
+	// ConfidentialMR allows a merge request (visible to everyone who can see
+	// the project) for a command on a confidential issue.
+	ConfidentialMR bool
+	// Redact removes secrets from everything posted; nil posts as is.
+	Redact func(string) string
+}
+
+// GitSettings configure the workspace of a local run.
+type GitSettings struct {
+	Token          string // GITLAB_TOKEN, sent as basic auth, kept in memory
+	Author         workspace.Signature
+	TempDir        string
+	Policy         func(path string) error // the write allowlist, re-checked at commit
+	MaxFileBytes   int64
+	MaxCommitBytes int64
 }
 
 // Runner works runs; it is the queue's Handler.
@@ -86,6 +117,9 @@ type state struct {
 	job    queue.Job
 	thread gitlab.Thread
 	log    *slog.Logger
+
+	progressID int64                // the run's progress note, once posted
+	ws         *workspace.Workspace // open during one attempt; reopened after a crash
 }
 
 func (s *state) work(ctx context.Context) error {
@@ -114,20 +148,17 @@ func (s *state) work(ctx context.Context) error {
 	case command.Help, command.Usage:
 		return s.reply(ctx, "reply", a.Command.Reply)
 	}
-	return s.reply(ctx, "reply", fmt.Sprintf("Accepted: run %d will work on `%s`.", s.job.ID, summary(a.Command)))
+	return s.agentRun(ctx)
 }
 
 // once runs fn unless an earlier attempt finished the step, and records its
-// result (which may be nil) as the step's checkpoint. When the step was done
-// before, its record is loaded into out (when not nil).
+// result (which may be nil) as the step's checkpoint. Either way, the
+// recorded result is loaded into out (when not nil).
 func (s *state) once(ctx context.Context, step string, out any, fn func() (any, error)) error {
-	var saved any
-	if out != nil {
-		saved = out
-	} else {
-		saved = &struct{}{}
+	if out == nil {
+		out = &struct{}{}
 	}
-	done, err := s.job.Checkpoints.Get(ctx, step, saved)
+	done, err := s.job.Checkpoints.Get(ctx, step, out)
 	if err != nil || done {
 		return err
 	}
@@ -138,7 +169,15 @@ func (s *state) once(ctx context.Context, step string, out any, fn func() (any, 
 	if v == nil {
 		v = struct{}{}
 	}
-	return s.job.Checkpoints.Put(ctx, step, v)
+	if err := s.job.Checkpoints.Put(ctx, step, v); err != nil {
+		return err
+	}
+	// Load what was recorded, so that a first run sees what a retry would.
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, out)
 }
 
 // reply posts a note on the run's thread once, whatever the retries.
@@ -153,13 +192,34 @@ func (s *state) noteKey(step string) string {
 	return "run-" + strconv.FormatInt(s.job.ID, 10) + "-" + step
 }
 
-// fail tells the thread that the run failed and what to check. It is
-// best-effort: the error is already logged and kept by the queue.
+// fail tells the thread that the run failed and what to check: in the
+// progress note when there is one, else in a note of its own; and ❌ on the
+// command. It is best-effort: the error is already logged and kept by the
+// queue.
 func (s *state) fail(ctx context.Context, err error) {
-	body := fmt.Sprintf("Sorry, run %d failed: %s.", s.job.ID, userMessage(err))
-	if _, perr := s.gl.PostNote(ctx, s.thread, s.noteKey("failure"), body); perr != nil {
+	body := s.redact(fmt.Sprintf("❌ Sorry, run %d failed: %s.", s.job.ID, userMessage(err)))
+	var perr error
+	if s.progressID != 0 {
+		perr = s.gl.UpdateNote(ctx, s.thread, s.progressID, s.noteKey("progress"), body)
+	} else {
+		_, perr = s.gl.PostNote(ctx, s.thread, s.noteKey("failure"), body)
+	}
+	if perr != nil {
 		s.log.Error("could not post the failure note", "err", perr)
 	}
+	if s.job.Args.NoteID != 0 {
+		_ = s.gl.RemoveEmoji(ctx, s.thread, s.job.Args.NoteID, "eyes")
+		if err := s.gl.AwardEmoji(ctx, s.thread, s.job.Args.NoteID, "x"); err != nil {
+			s.log.Warn("could not react with ❌", "err", err)
+		}
+	}
+}
+
+func (s *state) redact(text string) string {
+	if s.cfg.Redact == nil {
+		return text
+	}
+	return s.cfg.Redact(text)
 }
 
 func refusal(username string, level, min int) string {
