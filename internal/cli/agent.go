@@ -38,7 +38,7 @@ func newServeAgent(ctx context.Context, e *env, log *slog.Logger, redactor *reda
 	if err := joinProblems(aerr, werr); err != nil {
 		return nil, err
 	}
-	awsCfg, err := awsConfig(ctx, awsSet, acfg.IMDSDisabled)
+	awsCfg, err := awsConfig(ctx, awsSet)
 	if err != nil {
 		return nil, err
 	}
