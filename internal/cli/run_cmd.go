@@ -14,13 +14,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
-	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"gitlab.com/agentbot/agentbot/internal/agent"
+	"gitlab.com/agentbot/agentbot/internal/awsx"
 	"gitlab.com/agentbot/agentbot/internal/config"
 	"gitlab.com/agentbot/agentbot/internal/model/bedrock"
 	"gitlab.com/agentbot/agentbot/internal/prompt"
@@ -28,11 +24,22 @@ import (
 	"gitlab.com/agentbot/agentbot/internal/tools"
 )
 
-const runUsage = `usage: agentbot run [--dir DIR] [--json] (--prompt "TEXT" | analyze TICKER | TEXT...)
+const runUsage = `usage: agentbot run [--dir DIR] [--json] [--publish] [--reply-to issue:IID|mr:IID]
+                   (--prompt "TEXT" | --from-env | analyze TICKER | TEXT...)
 
 Runs the agent once in DIR (default: the current directory), as a GitLab CI
 job does: progress on stderr, the answer on stdout. Files are written only
 under AGENTBOT_WRITE_ALLOW (default output/**).
+
+  --publish         commit the files the agent wrote to an agent/… branch,
+                    push it and open (or update) its merge request, as serve
+                    does; needs GITLAB_TOKEN (CI_JOB_TOKEN cannot push)
+  --reply-to T      post the result on issue:IID or mr:IID
+  --from-env        take the request from AGENTBOT_COMMAND and the thread
+                    from AGENTBOT_REPLY_TO (set by serve's pipeline executor)
+
+Inside GitLab CI the project, server and default branch come from
+CI_PROJECT_ID, CI_SERVER_URL (unless GITLAB_URL is set) and CI_DEFAULT_BRANCH.
 
 Exit status: 0 done, 1 the agent failed or hit a limit, 2 bad usage or configuration.
 `
@@ -50,6 +57,10 @@ type runJSON struct {
 	Turns           int           `json:"turns"`
 	ToolCalls       int           `json:"tool_calls"`
 	DurationSeconds float64       `json:"duration_seconds"`
+	Branch          string        `json:"branch,omitempty"`
+	Commit          string        `json:"commit,omitempty"`
+	MergeRequest    string        `json:"merge_request,omitempty"`
+	Note            string        `json:"note,omitempty"`
 }
 
 type usageJSON struct {
@@ -59,47 +70,151 @@ type usageJSON struct {
 	CacheWriteTokens int `json:"cache_write_tokens"`
 }
 
-func runRun(ctx context.Context, e *env, args []string) error {
+// runOptions is the parsed command line of `agentbot run`.
+type runOptions struct {
+	dir     string
+	request string
+	asJSON  bool
+	publish bool
+	replyTo config.ReplyTo
+	ci      config.CI
+}
+
+// parseRun reads the flags; help is true when --help was asked (and
+// printed).
+func parseRun(e *env, args []string) (o runOptions, help bool, err error) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	dir := fs.String("dir", ".", "the workspace: a checkout of the repository")
 	text := fs.String("prompt", "", "the request, free-form or analyze TICKER")
 	asJSON := fs.Bool("json", false, "print a JSON result on stdout instead of the answer")
+	publishFlag := fs.Bool("publish", false, "commit, push and open a merge request")
+	replyTo := fs.String("reply-to", "", "post the result on issue:IID or mr:IID")
+	fromEnv := fs.Bool("from-env", false, "take the request and thread from AGENTBOT_COMMAND and AGENTBOT_REPLY_TO")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(e.stdout, runUsage)
-			return nil
+			return o, true, nil
 		}
-		return usageError(err.Error() + "\n" + runUsage)
+		return o, false, usageError(err.Error() + "\n" + runUsage)
 	}
+	o = runOptions{dir: *dir, asJSON: *asJSON, publish: *publishFlag}
 	request := strings.Join(fs.Args(), " ")
+	forms := 0
+	for _, set := range []bool{*text != "", request != "", *fromEnv} {
+		if set {
+			forms++
+		}
+	}
 	switch {
-	case *text != "" && request != "":
-		return usageError("give the request either with --prompt or as arguments, not both\n" + runUsage)
+	case forms > 1:
+		return o, false, usageError("give the request one way, not both: --prompt, --from-env or as arguments\n" + runUsage)
 	case *text != "":
 		request = *text
-	case request == "":
-		return usageError("no request: give --prompt \"…\" or analyze TICKER\n" + runUsage)
+	case forms == 0:
+		return o, false, usageError("no request: give --prompt \"…\", --from-env or analyze TICKER\n" + runUsage)
 	}
-	userMessage, err := prompt.UserMessage(request)
+
+	ci, err := config.LoadCI(e.getenv)
+	if err != nil {
+		return o, false, err
+	}
+	o.ci = ci
+	if *fromEnv {
+		if ci.Command == "" {
+			return o, false, usageError("--from-env: " + config.VarCommand + " is empty; the pipeline executor sets it, or set it yourself (e.g. \"analyze AAPL\")")
+		}
+		request = ci.Command
+		o.replyTo = ci.ReplyTo
+	}
+	if *replyTo != "" {
+		if o.replyTo, err = config.ParseReplyTo(*replyTo); err != nil {
+			return o, false, usageError("--reply-to " + err.Error())
+		}
+	}
+	o.request = request
+	return o, false, nil
+}
+
+func runRun(ctx context.Context, e *env, args []string) error {
+	o, help, err := parseRun(e, args)
+	if err != nil || help {
+		return err
+	}
+	userMessage, err := prompt.UserMessage(o.request)
 	if err != nil {
 		return usageError(err.Error())
 	}
-
 	acfg, aerr := config.LoadAgent(e.getenv)
 	awsSet, werr := config.LoadAWS(e.getenv)
 	if err := joinProblems(aerr, werr); err != nil {
 		return err
 	}
-	workspace, err := tools.OpenDir(*dir)
+	redactor := redact.New(secretValues(e.getenv)...)
+
+	// GitLab first: a token that cannot publish should fail the job before
+	// the model is paid for.
+	var pub *publisher
+	if o.publish || !o.replyTo.IsZero() {
+		pub, err = newPublisher(ctx, e, o, acfg, redactor)
+		if err != nil {
+			return err
+		}
+	}
+
+	out, runErr := runAgent(ctx, e, o, acfg, awsSet, userMessage, redactor)
+	var res publishResult
+	if pub != nil && out.res != nil {
+		res, runErr = pub.finish(ctx, out, runErr)
+	}
+	if out.res == nil {
+		if pub != nil {
+			pub.failed(ctx, runErr)
+		}
+		return runErr
+	}
+	if o.asJSON {
+		if err := writeRunJSON(e.stdout, out, res, runErr, redactor); err != nil {
+			return err
+		}
+	} else if out.res.Answer != "" {
+		fmt.Fprintln(e.stdout, out.res.Answer)
+	}
+	if runErr != nil {
+		if bedrock.Permanent(runErr) {
+			// Credentials, permissions, model id or region: configuration.
+			return config.Problems{redactor.String(runErr.Error())}
+		}
+		if out.res.Outcome != agent.OutcomeDone {
+			return fmt.Errorf("agent stopped (%s): %s", out.res.Outcome, redactor.String(runErr.Error()))
+		}
+		return errors.New(redactor.String(runErr.Error()))
+	}
+	return nil
+}
+
+// agentRun is what one agent run produced.
+type agentRun struct {
+	res     *agent.Result
+	modelID string
+	written []string
+	// contents holds the written files, read back for publishing.
+	contents map[string][]byte
+}
+
+// runAgent runs the model and tools in o.dir. Its result is nil when the
+// run could not start.
+func runAgent(ctx context.Context, e *env, o runOptions, acfg config.Agent, awsSet config.AWS, userMessage string,
+	redactor *redact.Redactor) (agentRun, error) {
+	workspace, err := tools.OpenDir(o.dir)
 	if err != nil {
-		return usageError(fmt.Sprintf("--dir %s: %v", *dir, err))
+		return agentRun{}, usageError(fmt.Sprintf("--dir %s: %v", o.dir, err))
 	}
 	defer workspace.Close()
 
-	awsCfg, err := awsConfig(ctx, awsSet, acfg.IMDSDisabled)
+	awsCfg, err := awsConfig(ctx, awsSet)
 	if err != nil {
-		return err
+		return agentRun{}, err
 	}
 	modelID := acfg.ModelID
 	if modelID == "" {
@@ -112,23 +227,28 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		BaseEndpoint:    acfg.BedrockEndpoint,
 	})
 	if err != nil {
-		return config.Problems{err.Error()}
+		return agentRun{}, config.Problems{err.Error()}
 	}
 
+	consent := terminalConsent(acfg.BypassToolConsent, e.stderr)
+	if o.publish {
+		// Publishing re-checks the allowlist at commit time: a write the
+		// terminal allowed would only fail there.
+		consent = nil
+	}
 	files := tools.NewFiles(workspace, tools.Policy{
 		WriteAllow:    acfg.WriteAllow,
 		MaxFileBytes:  acfg.MaxFileBytes,
 		MaxTotalBytes: acfg.MaxTotalBytes,
 		AllowBinary:   acfg.AllowBinary,
-		Consent:       terminalConsent(acfg.BypassToolConsent, e.stderr),
+		Consent:       consent,
 	})
 	agentToolList, closeTools, err := agentTools(ctx, e, files)
 	if err != nil {
-		return err
+		return agentRun{}, err
 	}
 	defer closeTools()
 
-	redactor := redact.New(secretValues(e.getenv)...)
 	progress := &progressPrinter{w: e.stderr}
 	fmt.Fprintf(e.stderr, "agentbot: %s in %s, %d tools, writing under %s\n",
 		modelID, awsCfg.Region, len(agentToolList), strings.Join(acfg.WriteAllow, ", "))
@@ -147,88 +267,80 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		OnEvent:            progress.event,
 	}, prompt.System(acfg.SystemPrompt, time.Now()), userMessage)
 	if res == nil {
-		return runErr
+		return agentRun{}, runErr
 	}
 
-	written := files.Written()
+	out := agentRun{res: res, modelID: modelID, written: files.Written()}
 	fmt.Fprintf(e.stderr, "agentbot: %s after %s and %s; %s tokens, ~$%.4f; files: %s\n",
-		res.Message, plural(res.Turns, "turn"), plural(res.ToolCalls, "tool call"), tokens(res.Usage), res.Cost, listOrNone(written))
-	if *asJSON {
-		out := runJSON{
-			Answer: res.Answer, StopReason: res.Outcome, Message: res.Message, Files: written, Model: modelID,
-			Usage:   usageJSON{res.Usage.InputTokens, res.Usage.OutputTokens, res.Usage.CacheReadTokens, res.Usage.CacheWriteTokens},
-			CostUSD: res.Cost, Turns: res.Turns, ToolCalls: res.ToolCalls, DurationSeconds: res.Duration.Seconds(),
+		res.Message, plural(res.Turns, "turn"), plural(res.ToolCalls, "tool call"), tokens(res.Usage), res.Cost, listOrNone(out.written))
+	if o.publish && runErr == nil {
+		out.contents = map[string][]byte{}
+		for _, name := range out.written {
+			b, err := workspace.ReadFile(name)
+			if err != nil {
+				return out, fmt.Errorf("read back %s for publishing: %w", name, err)
+			}
+			out.contents[name] = b
 		}
-		if out.Files == nil {
-			out.Files = []string{}
-		}
-		if runErr != nil {
-			out.Error = redactor.String(runErr.Error())
-		}
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
-			return fmt.Errorf("write result: %w", err)
-		}
-	} else if res.Answer != "" {
-		fmt.Fprintln(e.stdout, res.Answer)
 	}
+	return out, runErr
+}
 
+func writeRunJSON(w io.Writer, out agentRun, p publishResult, runErr error, redactor *redact.Redactor) error {
+	res := out.res
+	j := runJSON{
+		Answer: res.Answer, StopReason: res.Outcome, Message: res.Message, Files: out.written, Model: out.modelID,
+		Usage:   usageJSON{res.Usage.InputTokens, res.Usage.OutputTokens, res.Usage.CacheReadTokens, res.Usage.CacheWriteTokens},
+		CostUSD: res.Cost, Turns: res.Turns, ToolCalls: res.ToolCalls, DurationSeconds: res.Duration.Seconds(),
+		Branch: p.Branch, Commit: p.Commit, MergeRequest: p.MergeRequestURL, Note: p.NoteURL,
+	}
+	if j.Files == nil {
+		j.Files = []string{}
+	}
 	if runErr != nil {
-		if bedrock.Permanent(runErr) {
-			// Credentials, permissions, model id or region: configuration.
-			return config.Problems{redactor.String(runErr.Error())}
-		}
-		return fmt.Errorf("agent stopped (%s): %s", res.Outcome, redactor.String(runErr.Error()))
+		j.Error = redactor.String(runErr.Error())
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(j); err != nil {
+		return fmt.Errorf("write result: %w", err)
 	}
 	return nil
 }
 
-// agentTools is the tool list of `agentbot run`: the file tools, and the
-// remote tools appended here as they are wired in. The returned func
-// releases what the tools hold.
-func agentTools(_ context.Context, _ *env, files *tools.Files) ([]agent.Tool, func(), error) {
+// agentTools is the tool list of `agentbot run`: the file tools, then the
+// tools of the MCP servers when FINANCE_MCP_URL or AGENTBOT_MCP_CONFIG is
+// set (a name that clashes with a file tool gets its server's prefix). The
+// returned func closes the MCP sessions.
+func agentTools(ctx context.Context, e *env, files *tools.Files) ([]agent.Tool, func(), error) {
 	list := files.Tools()
-	return list, func() {}, nil
+	builtin := make([]string, len(list))
+	for i, t := range list {
+		builtin[i] = t.Spec().Name
+	}
+	remote, closeRemote, err := mcpTools(ctx, e, builtin)
+	if err != nil {
+		return nil, func() {}, err
+	}
+	return append(list, remote...), closeRemote, nil
 }
 
-// awsConfig builds the AWS configuration from settings read through getenv,
-// so that tests stay off the host's ~/.aws: shared files, profile, static
-// keys and IMDS come from config.AWS rather than from the SDK reading the
-// process environment. (The SDK still reads a few variables by itself, such
-// as AWS_CONTAINER_CREDENTIALS_*; in production getenv is os.Getenv so the
-// two agree.) A missing or unusable credential is a configuration problem.
-func awsConfig(ctx context.Context, a config.AWS, imdsDisabled bool) (aws.Config, error) {
+// awsConfig builds the AWS configuration with awsx.Load from settings read
+// through getenv, so that tests stay off the host's ~/.aws (shared files,
+// profile and static keys come from config.AWS; the SDK reads a few
+// variables such as AWS_EC2_METADATA_DISABLED from the process itself, and
+// in production getenv is os.Getenv so the two agree), and so that in a
+// GitLab CI job the OIDC token is exchanged for AWS_ROLE_ARN natively, with
+// a refused trust policy explained. It fetches the credentials once: a
+// missing or unusable credential is a configuration problem, reported before
+// the model is called.
+func awsConfig(ctx context.Context, a config.AWS) (aws.Config, error) {
 	if !regionRE.MatchString(a.Region) {
 		return aws.Config{}, config.Problems{fmt.Sprintf("AWS_REGION (or AWS_DEFAULT_REGION)=%q: want an AWS region such as us-east-1 or eu-central-1", a.Region)}
 	}
-	opts := []func(*awsconfig.LoadOptions) error{
-		awsconfig.WithRegion(a.Region),
-		awsconfig.WithSharedConfigFiles(append([]string{}, a.ConfigFiles...)),
-		awsconfig.WithSharedCredentialsFiles(append([]string{}, a.CredentialsFiles...)),
-	}
-	if a.Profile != "" {
-		opts = append(opts, awsconfig.WithSharedConfigProfile(a.Profile))
-	}
-	if a.AccessKeyID != "" {
-		opts = append(opts, awsconfig.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(a.AccessKeyID, a.SecretAccessKey, a.SessionToken)))
-	}
-	if imdsDisabled {
-		opts = append(opts, awsconfig.WithEC2IMDSClientEnableState(imds.ClientDisabled))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	cfg, err := awsx.Load(ctx, a)
 	if err != nil {
 		return aws.Config{}, config.Problems{fmt.Sprintf("AWS configuration (AWS_PROFILE=%q, AWS_CONFIG_FILE): %v", a.Profile, err)}
-	}
-	if a.WebIdentity() {
-		client := sts.NewFromConfig(cfg, func(o *sts.Options) {
-			if a.STSEndpoint != "" {
-				o.BaseEndpoint = aws.String(a.STSEndpoint)
-			}
-		})
-		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewWebIdentityRoleProvider(client, a.RoleARN,
-			staticToken(a.WebIdentityToken), func(o *stscreds.WebIdentityRoleOptions) { o.RoleSessionName = a.SessionName }))
 	}
 	if cfg.Credentials == nil {
 		return aws.Config{}, missingCredentials(errors.New("no credential source"))
@@ -236,6 +348,10 @@ func awsConfig(ctx context.Context, a config.AWS, imdsDisabled bool) (aws.Config
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	if _, err := cfg.Credentials.Retrieve(cctx); err != nil {
+		var trust *awsx.TrustPolicyError
+		if errors.As(err, &trust) {
+			return aws.Config{}, config.Problems{trust.Error()}
+		}
 		return aws.Config{}, missingCredentials(err)
 	}
 	return cfg, nil
@@ -247,11 +363,6 @@ func missingCredentials(err error) error {
 	return config.Problems{"no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, " +
 		"or AWS_ROLE_ARN with GITLAB_OIDC_TOKEN in a GitLab CI job (" + err.Error() + ")"}
 }
-
-// staticToken hands the GitLab OIDC token (held in memory) to the SDK.
-type staticToken string
-
-func (t staticToken) GetIdentityToken() ([]byte, error) { return []byte(t), nil }
 
 func joinProblems(errs ...error) error {
 	var all config.Problems
