@@ -275,6 +275,7 @@ func (s *Server) routes() {
 	h("GET "+p+"/pipelines/{pid}/jobs", s.listJobs)
 	h("GET "+p+"/jobs/{jid}", s.getJob)
 	h("GET "+p+"/jobs/{jid}/trace", s.jobTrace)
+	h("GET "+p+"/repository/files/{path}/raw", s.rawFile)
 }
 
 func tokenOf(r *http.Request) string {
