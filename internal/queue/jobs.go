@@ -45,6 +45,18 @@ type RunArgs struct {
 
 	Command    command.Command `json:"command"`
 	ReceivedAt time.Time       `json:"received_at"`
+
+	// HeadSHA is the commit a review or a pipeline event is about: the
+	// merge request's head when the review was asked for, the pipeline's
+	// commit.
+	HeadSHA string `json:"head_sha,omitempty"`
+	// The pipeline of a TriggerPipeline run. Its merge request, when it has
+	// one, is the thread (ThreadKind "mr", IID).
+	PipelineID     int64  `json:"pipeline_id,omitempty"`
+	PipelineIID    int64  `json:"pipeline_iid,omitempty"`
+	PipelineStatus string `json:"pipeline_status,omitempty"`
+	Ref            string `json:"ref,omitempty"`    // the pipeline's branch or tag
+	Source         string `json:"source,omitempty"` // push, schedule, merge_request_event, …
 }
 
 // Kind is River's job kind.
