@@ -32,6 +32,12 @@ type GitLab interface {
 	UpdateNote(ctx context.Context, t gitlab.Thread, noteID int64, key, body string) error
 	User(ctx context.Context, id int64) (gitlab.User, error)
 	publish.GitLab
+
+	// The pipeline executor (pipeline.go).
+	FindNote(ctx context.Context, t gitlab.Thread, key string) (gitlab.Note, bool, error)
+	CreatePipeline(ctx context.Context, projectID int64, ref, key string, vars map[string]string) (gitlab.Pipeline, error)
+	Pipeline(ctx context.Context, projectID, id int64) (gitlab.Pipeline, error)
+	PipelineJobs(ctx context.Context, projectID, pipelineID int64, statuses ...string) ([]gitlab.Job, error)
 }
 
 // Config is what every run shares.
@@ -53,6 +59,8 @@ type Config struct {
 	// ConfidentialMR allows a merge request (visible to everyone who can see
 	// the project) for a command on a confidential issue.
 	ConfidentialMR bool
+	// MaxTurns is the agent's turn limit, shown in the progress note.
+	MaxTurns int
 	// Redact removes secrets from everything posted; nil posts as is.
 	Redact func(string) string
 }
