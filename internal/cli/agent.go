@@ -86,6 +86,7 @@ func (a *serveAgent) Run(ctx context.Context, fsys tools.FS, task run.Task) (*ag
 	}
 	defer closeRemote()
 	list = append(list, remote...)
+	list = append(list, task.Tools...)
 
 	user, err := userMessage(task.Command)
 	if err != nil {

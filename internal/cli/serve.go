@@ -52,12 +52,13 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	redactor := redact.New(secretValues(e.getenv)...)
 	var agentImpl run.Agent
 	var policy func(string) error
+	maxTurns := 0
 	if cfg.Executor == "local" {
 		a, err := newServeAgent(startCtx, e, log, redactor)
 		if err != nil {
 			return err
 		}
-		agentImpl, policy = a, a.policy().Check
+		agentImpl, policy, maxTurns = a, a.policy().Check, a.cfg.MaxTurns
 	}
 	runner := run.New(run.Config{
 		MinAccess: cfg.MinAccess,
@@ -75,6 +76,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		Labels:         cfg.MRLabels,
 		ConfidentialMR: cfg.ConfidentialMR,
 		Redact:         redactor.String,
+		MaxTurns:       maxTurns,
 	}, gl)
 	q, err := queue.Open(startCtx, queue.Options{
 		SQLitePath:  cfg.Queue.SQLitePath,

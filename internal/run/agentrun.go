@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gitlab.com/agentbot/agentbot/internal/agent"
 	"gitlab.com/agentbot/agentbot/internal/command"
@@ -32,6 +33,8 @@ type Task struct {
 	// already sanitised and delimited, added to the user's message.
 	Context string
 	OnEvent func(agent.Event)
+	// Tools are added to the agent's built-in ones (the progress tool).
+	Tools []agent.Tool
 }
 
 // agentOutput is the agent step's checkpoint: enough to publish and report
@@ -90,8 +93,21 @@ func (s *state) agentRun(ctx context.Context) error {
 		return s.inPipeline(ctx)
 	}
 
+	p := newProgress()
+	header := s.progressBody("⏳ Working on it…")
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	following := make(chan struct{})
+	go func() {
+		defer close(following)
+		p.follow(followCtx, func(body string) error {
+			return s.gl.UpdateNote(ctx, s.thread, s.progressID, s.noteKey("progress"), s.redact(body))
+		}, header)
+	}()
 	var out agentOutput
-	if err := s.once(ctx, "agent", &out, func() (any, error) { return s.runAgent(ctx) }); err != nil {
+	err := s.once(ctx, "agent", &out, func() (any, error) { return s.runAgent(ctx, p) })
+	stopFollowing()
+	<-following
+	if err != nil {
 		return err
 	}
 
@@ -183,18 +199,22 @@ func (s *state) closeWorkspace() {
 	}
 }
 
-func (s *state) runAgent(ctx context.Context) (agentOutput, error) {
+func (s *state) runAgent(ctx context.Context, p *progress) (agentOutput, error) {
 	if s.cfg.Agent == nil {
 		return agentOutput{}, Permanent(errors.New("no agent configured"))
 	}
+	p.doing("fetching the repository")
 	ws, t, err := s.openWorkspace(ctx)
 	if err != nil {
 		return agentOutput{}, err
 	}
+	p.done(fmt.Sprintf("fetched `%s` (no checkout)", t.Base))
 	a := s.job.Args
 	res, err := s.cfg.Agent.Run(ctx, ws.FS(), Task{
 		Command: a.Command,
 		Context: taskContext(a),
+		OnEvent: p.event(s.cfg.MaxTurns),
+		Tools:   []agent.Tool{progressTool{p}},
 	})
 	if res == nil {
 		return agentOutput{}, fmt.Errorf("run the agent: %w", err)
@@ -214,6 +234,10 @@ func (s *state) runAgent(ctx context.Context) (agentOutput, error) {
 		data, err := ws.FS().ReadFile(name)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return agentOutput{}, fmt.Errorf("read back %s: %w", name, err)
+		}
+		// Secrets pasted into an issue must not be committed either.
+		if s.cfg.Redact != nil && utf8.Valid(data) {
+			data = []byte(s.cfg.Redact(string(data)))
 		}
 		out.Files[name] = data
 	}
