@@ -238,7 +238,8 @@ func TestServeVerifiesEveryDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantJobs := map[string]bool{"note_issue": true, "note_issue_help": true, "note_mr": true,
-		"note_discussion": true, "note_confidential": true, "note_guest": true}
+		"note_discussion": true, "note_confidential": true, "note_guest": true,
+		"mr_reviewer_added": true, "pipeline_failed": true, "pipeline_schedule_success": true}
 	jobs := 0
 	for _, d := range all {
 		for _, tc := range []struct {

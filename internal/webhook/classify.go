@@ -37,13 +37,19 @@ func (e ErrMalformed) Unwrap() error { return e.err }
 func Classify(h http.Header, body []byte, bot Bot, opt command.Options, now time.Time) (Decision, error) {
 	eventType := gitlab.EventType(h.Get("X-Gitlab-Event"))
 	switch eventType {
-	case gitlab.EventTypeNote, gitlab.EventConfidentialNote:
+	case gitlab.EventTypeNote, gitlab.EventConfidentialNote, gitlab.EventTypeMergeRequest, gitlab.EventTypePipeline:
 	default:
 		return Decision{Ignore: "event not handled"}, nil
 	}
 	event, err := gitlab.ParseWebhook(eventType, body)
 	if err != nil {
 		return Decision{}, ErrMalformed{err}
+	}
+	switch e := event.(type) {
+	case *gitlab.MergeEvent:
+		return classifyReview(e, bot, now), nil
+	case *gitlab.PipelineEvent:
+		return classifyPipeline(e, bot, now), nil
 	}
 	n, ok := noteFrom(event)
 	if !ok {
