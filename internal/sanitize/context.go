@@ -97,7 +97,7 @@ func Context(in ContextInput) string {
 
 	title := strings.Join(strings.Fields(clean(in.Title)), " ")
 	title = cut(title, min(1024, budget/16), " […]")
-	desc := cut(clean(in.Description), budget/2, cutMark)
+	desc := cut(clean(in.Description), budget*3/8, cutMark)
 	trigger := cut(clean(in.Trigger.Body), budget/4, cutMark)
 
 	var head, tail strings.Builder
