@@ -21,17 +21,20 @@ import (
 // agent: the same workspace, commit, push and merge request code as serve
 // (internal/workspace, internal/publish), then a note on the thread.
 type publisher struct {
-	ci       config.CI
-	acfg     config.Agent
-	gl       *gitlab.Client
-	bot      gitlab.User
-	req      publish.Request
-	target   publish.Target // set when publishing
-	thread   gitlab.Thread  // Kind "" when there is no thread to answer
-	publish  bool
-	redactor *redact.Redactor
-	log      *slog.Logger
-	stderr   func(format string, args ...any)
+	ci      config.CI
+	acfg    config.Agent
+	gl      *gitlab.Client
+	bot     gitlab.User
+	req     publish.Request
+	target  publish.Target // set when publishing
+	thread  gitlab.Thread  // Kind "" when there is no thread to answer
+	publish bool
+	// confidentialHold: --publish was asked on a confidential issue and is
+	// not done.
+	confidentialHold bool
+	redactor         *redact.Redactor
+	log              *slog.Logger
+	stderr           func(format string, args ...any)
 }
 
 // publishResult is what publishing made, for --json.
@@ -96,6 +99,13 @@ func newPublisher(ctx context.Context, e *env, o runOptions, acfg config.Agent, 
 			}
 			p.req.Title = is.Title
 			p.thread.Internal = is.Confidential
+			if is.Confidential && p.publish && !ci.ConfidentialMR {
+				// As serve: a merge request would show a confidential
+				// issue's work to everyone who can see the project.
+				p.publish, p.confidentialHold = false, true
+				p.stderr("agentbot: #%d is confidential: the files stay in the job's artifacts, no merge request "+
+					"(AGENTBOT_ALLOW_CONFIDENTIAL_MR=true allows one)\n", is.IID)
+			}
 		} else {
 			mr, err := gl.MergeRequest(ctx, ci.ProjectID, o.replyTo.IID)
 			if err != nil {
@@ -287,6 +297,9 @@ func (p *publisher) resultNote(out agentRun, res publishResult, mr gitlab.MergeR
 		fmt.Fprintf(&b, "✅ %s merge request !%d: %s\n\n", verb, mr.IID, mr.WebURL)
 	case len(out.written) == 0:
 		b.WriteString("✅ Done. The agent wrote no files, so there is no branch and no merge request.\n\n")
+	case p.confidentialHold:
+		b.WriteString("✅ Done. This issue is confidential, so I did not open a merge request (it would be visible to everyone " +
+			"who can see the project); the files are in the CI job's artifacts.\n\n")
 	case !p.publish:
 		b.WriteString("✅ Done. The files are in the job's artifacts (this run does not publish them).\n\n")
 	default:

@@ -264,3 +264,24 @@ func TestRunPublishNeedsAProjectAccessToken(t *testing.T) {
 		t.Errorf("the model was called %d times before GitLab was checked", n)
 	}
 }
+
+func TestRunPublishHoldsBackOnAConfidentialIssue(t *testing.T) {
+	gl := gitlabtest.New(t)
+	sm := gl.AddSample()
+	model := bedrocktest.New(t, bedrocktest.AnalyzeScript("TSLA")...)
+	env := ciEnv(t, gl, sm, model)
+	dir := ciCheckout(t)
+	if _, stderr, err := runCLI(t, env, "run", "--dir", dir, "--publish", "--reply-to", "issue:8", "analyze", "TSLA"); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr)
+	}
+	if n := len(gl.MergeRequests(42)); n != 1 {
+		t.Errorf("%d merge requests for a confidential issue", n)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "output", "TSLA.md")); err != nil {
+		t.Errorf("the report is not in the checkout for the artifacts: %v", err)
+	}
+	notes := botNotes(gl, sm, "issue", 8)
+	if len(notes) != 1 || !notes[0].Internal || !strings.Contains(notes[0].Body, "confidential") {
+		t.Fatalf("notes on #8: %+v", notes)
+	}
+}

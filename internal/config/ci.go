@@ -60,6 +60,10 @@ type CI struct {
 	// comma-separated, default agentbot) apply to a new merge request.
 	Draft  bool
 	Labels []string
+	// ConfidentialMR is AGENTBOT_ALLOW_CONFIDENTIAL_MR: publish for a
+	// command on a confidential issue (the merge request is visible to
+	// everyone who can see the project), as in serve.
+	ConfidentialMR bool
 }
 
 // ReplyTo is a thread to answer on: an issue or a merge request, and
@@ -130,21 +134,22 @@ func ValidRunID(id string) bool { return runIDRE.MatchString(id) && !strings.Con
 func LoadCI(get Getenv) (CI, error) {
 	r := newReader(get)
 	c := CI{
-		InCI:          r.bool("GITLAB_CI", false),
-		ProjectPath:   r.str("CI_PROJECT_PATH", ""),
-		DefaultBranch: r.str("CI_DEFAULT_BRANCH", ""),
-		JobID:         r.str("CI_JOB_ID", ""),
-		JobURL:        r.str("CI_JOB_URL", ""),
-		PipelineURL:   r.str("CI_PIPELINE_URL", ""),
-		UserLogin:     r.str("GITLAB_USER_LOGIN", ""),
-		JobTokenSet:   r.str("CI_JOB_TOKEN", "") != "",
-		Command:       r.str(VarCommand, ""),
-		RunID:         r.str(VarRunID, ""),
-		RequestedBy:   strings.TrimPrefix(r.str(VarRequestedBy, ""), "@"),
-		GitName:       r.str("AGENTBOT_GIT_NAME", ""),
-		GitEmail:      r.str("AGENTBOT_GIT_EMAIL", ""),
-		Draft:         r.bool("AGENTBOT_MR_DRAFT", false),
-		Labels:        r.list("AGENTBOT_MR_LABELS", []string{"agentbot"}),
+		InCI:           r.bool("GITLAB_CI", false),
+		ProjectPath:    r.str("CI_PROJECT_PATH", ""),
+		DefaultBranch:  r.str("CI_DEFAULT_BRANCH", ""),
+		JobID:          r.str("CI_JOB_ID", ""),
+		JobURL:         r.str("CI_JOB_URL", ""),
+		PipelineURL:    r.str("CI_PIPELINE_URL", ""),
+		UserLogin:      r.str("GITLAB_USER_LOGIN", ""),
+		JobTokenSet:    r.str("CI_JOB_TOKEN", "") != "",
+		Command:        r.str(VarCommand, ""),
+		RunID:          r.str(VarRunID, ""),
+		RequestedBy:    strings.TrimPrefix(r.str(VarRequestedBy, ""), "@"),
+		GitName:        r.str("AGENTBOT_GIT_NAME", ""),
+		GitEmail:       r.str("AGENTBOT_GIT_EMAIL", ""),
+		Draft:          r.bool("AGENTBOT_MR_DRAFT", false),
+		Labels:         r.list("AGENTBOT_MR_LABELS", []string{"agentbot"}),
+		ConfidentialMR: r.bool("AGENTBOT_ALLOW_CONFIDENTIAL_MR", false),
 	}
 	c.ProjectID = r.positiveID("CI_PROJECT_ID")
 	if c.ProjectID == 0 {
