@@ -16,7 +16,7 @@ package workspace_test
 // Run from the repository root:
 //
 //	go test ./internal/workspace -run '^$' -bench FetchCommitPush -benchtime 5x
-//	go test ./internal/workspace -run '^$' -bench FetchCommitPush -benchtime 3x -args -workspace.files=5000,50000
+//	go test ./internal/workspace -run '^$' -bench FetchCommitPush -benchtime 2x -args -workspace.files=5000,50000
 //
 // Repositories are generated once (minutes at 50,000 files) and cached under
 // -workspace.bench-cache (default: the user cache directory). The script is
