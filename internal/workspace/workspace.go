@@ -4,6 +4,11 @@
 // overlay under os.Root, and a commit built from the base tree plus the
 // overlay with go-git's object API, pushed to an agent/… branch.
 //
+// When the server allows filters (GitLab does), the fetch brings the commit
+// and its trees only, and the overlay fetches the blobs the agent reads, so a
+// run costs what it touches, not the size of the repository. Against a
+// server without filters the whole tree comes at depth 1.
+//
 // The token lives in memory only: it is sent as HTTP basic auth and never
 // written to the store, a config file, a log line or an error.
 package workspace
