@@ -35,6 +35,19 @@ type Task struct {
 	OnEvent func(agent.Event)
 	// Tools are added to the agent's built-in ones (the progress tool).
 	Tools []agent.Tool
+
+	// Prompt, when set, is the user's message instead of one made from
+	// Command: a custom command's expanded prompt, a review's or a
+	// diagnosis's request.
+	Prompt string
+	// Instructions are the project's own (AGENTS.md), already bounded and
+	// delimited, for the system prompt.
+	Instructions string
+	// ReadOnly runs the agent without its write tools (a review, a
+	// diagnosis, a custom command with allow_files: false).
+	ReadOnly bool
+	// Limits are the project's, within the operator's bounds.
+	Limits Limits
 }
 
 // agentOutput is the agent step's checkpoint: enough to publish and report
@@ -131,6 +144,9 @@ func (s *state) agentRun(ctx context.Context) error {
 		if out.Outcome != agent.OutcomeDone {
 			emoji = "x"
 		}
+		if a.NoteID == 0 { // a pipeline rule's run
+			return nil, nil
+		}
 		if err := s.gl.AwardEmoji(ctx, s.thread, a.NoteID, emoji); err != nil {
 			return nil, fmt.Errorf("react to the note: %w", err)
 		}
@@ -143,7 +159,7 @@ func (s *state) agentRun(ctx context.Context) error {
 
 func (s *state) request(summary string) publish.Request {
 	a := s.job.Args
-	return publish.Request{
+	r := publish.Request{
 		ProjectID:   a.ProjectID,
 		Kind:        a.ThreadKind,
 		IID:         a.IID,
@@ -156,6 +172,8 @@ func (s *state) request(summary string) publish.Request {
 		Labels:      s.cfg.Labels,
 		ReviewerIDs: s.cfg.ReviewerIDs,
 	}
+	s.projectMR(&r) // repoconfig.go
+	return r
 }
 
 // openWorkspace fetches the project (once per attempt).
@@ -164,6 +182,7 @@ func (s *state) openWorkspace(ctx context.Context) (*workspace.Workspace, publis
 	if err != nil {
 		return nil, t, err
 	}
+	s.projectTarget(&t) // repoconfig.go
 	if s.ws != nil {
 		return s.ws, t, nil
 	}
@@ -210,12 +229,14 @@ func (s *state) runAgent(ctx context.Context, p *progress) (agentOutput, error) 
 	}
 	p.done(fmt.Sprintf("fetched `%s` (no checkout)", t.Base))
 	a := s.job.Args
-	res, err := s.cfg.Agent.Run(ctx, ws.FS(), Task{
+	task := Task{
 		Command: a.Command,
 		Context: taskContext(a),
 		OnEvent: p.event(s.cfg.MaxTurns),
 		Tools:   []agent.Tool{progressTool{p}},
-	})
+	}
+	s.applyProject(&task) // repoconfig.go
+	res, err := s.cfg.Agent.Run(ctx, s.projectFS(ws.FS(), task.ReadOnly), task)
 	if res == nil {
 		return agentOutput{}, fmt.Errorf("run the agent: %w", err)
 	}

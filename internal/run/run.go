@@ -20,6 +20,7 @@ import (
 	"gitlab.com/agentbot/agentbot/internal/gitlab"
 	"gitlab.com/agentbot/agentbot/internal/publish"
 	"gitlab.com/agentbot/agentbot/internal/queue"
+	"gitlab.com/agentbot/agentbot/internal/repoconfig"
 	"gitlab.com/agentbot/agentbot/internal/workspace"
 )
 
@@ -32,6 +33,7 @@ type GitLab interface {
 	UpdateNote(ctx context.Context, t gitlab.Thread, noteID int64, key, body string) error
 	User(ctx context.Context, id int64) (gitlab.User, error)
 	publish.GitLab
+	projectAPI // reviews, pipeline rules and .agentbot.yml (repoconfig.go)
 
 	// The pipeline executor (pipeline.go).
 	FindNote(ctx context.Context, t gitlab.Thread, key string) (gitlab.Note, bool, error)
@@ -63,6 +65,9 @@ type Config struct {
 	MaxTurns int
 	// Redact removes secrets from everything posted; nil posts as is.
 	Redact func(string) string
+	// Operator bounds what a project's .agentbot.yml may ask for; its
+	// MinAccess defaults to MinAccess.
+	Operator repoconfig.Operator
 }
 
 // GitSettings configure the workspace of a local run.
@@ -128,10 +133,19 @@ type state struct {
 
 	progressID int64                // the run's progress note, once posted
 	ws         *workspace.Workspace // open during one attempt; reopened after a crash
+	project    *project             // the project's settings, once read (repoconfig.go)
 }
 
 func (s *state) work(ctx context.Context) error {
 	a := s.job.Args
+	if a.Trigger == queue.TriggerPipeline {
+		return s.pipelineEvent(ctx) // rules.go
+	}
+	// The project's settings, from its default branch, may ask for a
+	// stricter minimum role.
+	if err := s.loadProject(ctx); err != nil {
+		return err
+	}
 	// Authorization comes first, so that a note by someone who may not use
 	// the bot gets a refusal and nothing else.
 	var auth struct{ Level int }
@@ -142,14 +156,20 @@ func (s *state) work(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("check @%s's access to the project: %w", a.AuthorUsername, err)
 	}
-	if auth.Level < s.cfg.MinAccess {
+	if auth.Level < s.minAccess() {
 		s.log.Info("refused", "author", a.AuthorUsername, "level", auth.Level)
-		return s.reply(ctx, "refusal", refusal(a.AuthorUsername, auth.Level, s.cfg.MinAccess))
+		return s.reply(ctx, "refusal", refusal(a.AuthorUsername, auth.Level, s.minAccess()))
 	}
-	if err := s.once(ctx, "ack", nil, func() (any, error) {
-		return nil, s.gl.AwardEmoji(ctx, s.thread, a.NoteID, "eyes")
-	}); err != nil {
-		return fmt.Errorf("acknowledge the note: %w", err)
+	if a.NoteID != 0 { // a review request has no note
+		if err := s.once(ctx, "ack", nil, func() (any, error) {
+			return nil, s.gl.AwardEmoji(ctx, s.thread, a.NoteID, "eyes")
+		}); err != nil {
+			return fmt.Errorf("acknowledge the note: %w", err)
+		}
+	}
+	// The project's own verbs, help, review and diagnose (repoconfig.go).
+	if done, err := s.projectCommand(ctx); done || err != nil {
+		return err
 	}
 
 	switch a.Command.Kind {
