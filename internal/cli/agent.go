@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"gitlab.com/agentbot/agentbot/internal/model/bedrock"
 	"gitlab.com/agentbot/agentbot/internal/prompt"
 	"gitlab.com/agentbot/agentbot/internal/redact"
+	"gitlab.com/agentbot/agentbot/internal/repoconfig"
 	"gitlab.com/agentbot/agentbot/internal/run"
 	"gitlab.com/agentbot/agentbot/internal/tools"
 )
@@ -73,9 +75,28 @@ func (a *serveAgent) policy() tools.Policy {
 	}
 }
 
+// operator is what bounds a project's .agentbot.yml.
+func (a *serveAgent) operator(minAccess int) repoconfig.Operator {
+	return repoconfig.Operator{
+		WriteAllow:   a.cfg.WriteAllow,
+		DefaultModel: a.modelID,
+		MaxTurns:     a.cfg.MaxTurns,
+		MaxTokens:    a.cfg.MaxTokens,
+		Timeout:      a.cfg.RunTimeout,
+		MinAccess:    minAccess,
+	}
+}
+
 func (a *serveAgent) Run(ctx context.Context, fsys tools.FS, task run.Task) (*agent.Result, error) {
-	files := tools.NewFiles(fsys, a.policy())
+	policy := a.policy()
+	if len(task.Limits.WriteAllow) > 0 { // the project's, within the operator's
+		policy.WriteAllow = task.Limits.WriteAllow
+	}
+	files := tools.NewFiles(fsys, policy)
 	list := files.Tools()
+	if task.ReadOnly {
+		list = readTools(list)
+	}
 	builtin := make([]string, len(list))
 	for i, t := range list {
 		builtin[i] = t.Spec().Name
@@ -88,17 +109,19 @@ func (a *serveAgent) Run(ctx context.Context, fsys tools.FS, task run.Task) (*ag
 	list = append(list, remote...)
 	list = append(list, task.Tools...)
 
-	user, err := userMessage(task.Command)
-	if err != nil {
-		return nil, run.Permanent(err)
+	user := task.Prompt
+	if user == "" {
+		if user, err = userMessage(task.Command); err != nil {
+			return nil, run.Permanent(err)
+		}
 	}
 	if task.Context != "" {
 		user += "\n\n" + task.Context
 	}
 	res, err := agent.Run(ctx, a.model, list, agent.Config{
-		MaxTurns:           a.cfg.MaxTurns,
-		MaxTokens:          a.cfg.MaxTokens,
-		Deadline:           a.cfg.RunTimeout,
+		MaxTurns:           cmp.Or(task.Limits.MaxTurns, a.cfg.MaxTurns),
+		MaxTokens:          cmp.Or(task.Limits.MaxTokens, a.cfg.MaxTokens),
+		Deadline:           cmp.Or(task.Limits.Timeout, a.cfg.RunTimeout),
 		ToolTimeout:        a.cfg.ToolTimeout,
 		MaxToolResultBytes: a.cfg.MaxToolResult,
 		Parallelism:        a.cfg.Parallelism,
@@ -107,7 +130,7 @@ func (a *serveAgent) Run(ctx context.Context, fsys tools.FS, task run.Task) (*ag
 		Redact:             a.redactor.String,
 		Logger:             a.log,
 		OnEvent:            task.OnEvent,
-	}, prompt.System(a.cfg.SystemPrompt, time.Now()), user)
+	}, systemPrompt(a.cfg.SystemPrompt, task), user)
 	if res != nil && a.onResult != nil {
 		a.onResult(res)
 	}
@@ -115,6 +138,31 @@ func (a *serveAgent) Run(ctx context.Context, fsys tools.FS, task run.Task) (*ag
 		err = run.Permanent(err)
 	}
 	return res, err
+}
+
+// systemPrompt is the system prompt for a task: agentbot's own, what a
+// read-only run may do, then the project's instructions (AGENTS.md).
+func systemPrompt(override string, task run.Task) string {
+	s := prompt.System(override, time.Now())
+	if task.ReadOnly {
+		s += "\n\nIn this run you can read the project's files but not write any: give your whole answer in your reply."
+	}
+	if task.Instructions != "" {
+		s += "\n\n" + task.Instructions
+	}
+	return s
+}
+
+// readTools keeps the file tools that only read.
+func readTools(list []agent.Tool) []agent.Tool {
+	var out []agent.Tool
+	for _, t := range list {
+		switch t.Spec().Name {
+		case "file_read", "list_files":
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // userMessage turns a parsed command into the user's message.

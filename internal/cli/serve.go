@@ -18,6 +18,7 @@ import (
 	"gitlab.com/agentbot/agentbot/internal/gitlab"
 	"gitlab.com/agentbot/agentbot/internal/queue"
 	"gitlab.com/agentbot/agentbot/internal/redact"
+	"gitlab.com/agentbot/agentbot/internal/repoconfig"
 	"gitlab.com/agentbot/agentbot/internal/run"
 	"gitlab.com/agentbot/agentbot/internal/webhook"
 	"gitlab.com/agentbot/agentbot/internal/workspace"
@@ -53,12 +54,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	var agentImpl run.Agent
 	var policy func(string) error
 	maxTurns := 0
+	operator := repoconfig.Operator{MinAccess: cfg.MinAccess} // bounds .agentbot.yml
 	if cfg.Executor == "local" {
 		a, err := newServeAgent(startCtx, e, log, redactor)
 		if err != nil {
 			return err
 		}
 		agentImpl, policy, maxTurns = a, a.policy().Check, a.cfg.MaxTurns
+		operator = a.operator(cfg.MinAccess)
 	}
 	runner := run.New(run.Config{
 		MinAccess: cfg.MinAccess,
@@ -77,6 +80,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		ConfidentialMR: cfg.ConfidentialMR,
 		Redact:         redactor.String,
 		MaxTurns:       maxTurns,
+		Operator:       operator,
 	}, gl)
 	q, err := queue.Open(startCtx, queue.Options{
 		SQLitePath:  cfg.Queue.SQLitePath,
