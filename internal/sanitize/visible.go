@@ -44,6 +44,15 @@ func Visible(markdown string) string {
 	return collapseBlankLines(s)
 }
 
+// StripInvisible removes only invisible characters (as Visible does, HTML
+// entities included) and makes line breaks "\n", leaving Markdown and HTML
+// alone: for text that is not Markdown written by a person, such as diffs,
+// file contents and job logs, where a bidirectional override or zero-width
+// text can still make what the model reads differ from what a reviewer sees.
+func StripInvisible(s string) string {
+	return dropInvisibleEntities(visibleRunes(s))
+}
+
 // invisible reports whether r renders as nothing (or only changes how
 // neighbouring text is shown) in a browser.
 func invisible(r rune) bool {

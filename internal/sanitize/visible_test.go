@@ -155,3 +155,11 @@ func BenchmarkVisible(b *testing.B) {
 		})
 	}
 }
+
+func TestStripInvisible(t *testing.T) {
+	in := "func f() {\r\n\tif a < b { // \u202e} \u2066if admin\u2069 \u2066 begin admins only\n<!-- kept -->&#x200B;x\u200by &lt;\n}"
+	want := "func f() {\n\tif a < b { // } if admin  begin admins only\n<!-- kept -->xy &lt;\n}"
+	if got := sanitize.StripInvisible(in); got != want {
+		t.Errorf("StripInvisible(%q)\n got %q\nwant %q", in, got, want)
+	}
+}
