@@ -126,8 +126,9 @@ func (s *state) minAccess() int {
 // projectCommand applies the project's settings to a note's (or a review
 // request's) command after authorization: a broken .agentbot.yml gets a
 // note with its problems, the project's own verbs are parsed, help lists
-// them, and review and diagnose run here. done is true when the run is
-// over; otherwise the caller goes on with s.job.Args.Command.
+// them, and help, usage replies, review and diagnose are answered here.
+// done is true when the run is over; otherwise the caller goes on with
+// s.job.Args.Command, an agent run.
 func (s *state) projectCommand(ctx context.Context) (done bool, err error) {
 	p := s.project
 	a := &s.job.Args
@@ -150,14 +151,15 @@ func (s *state) projectCommand(ctx context.Context) (done bool, err error) {
 	}
 	switch a.Command.Kind {
 	case command.Help:
-		a.Command.Reply = command.HelpText(opt, repoconfig.HelpEntries(p.Config))
+		return true, s.reply(ctx, "reply", command.HelpText(opt, repoconfig.HelpEntries(p.Config)))
+	case command.Usage:
+		return true, s.reply(ctx, "reply", a.Command.Reply)
 	case command.Custom:
 		text, err := p.Config.Expand(a.Command.Verb, a.Command.Args)
 		var usage *repoconfig.UsageError
 		switch {
 		case errors.As(err, &usage):
-			a.Command.Kind = command.Usage
-			a.Command.Reply = usage.Markdown(opt.Prefix)
+			return true, s.reply(ctx, "reply", usage.Markdown(opt.Prefix))
 		case err != nil:
 			return true, Permanent(err)
 		default:
