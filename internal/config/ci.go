@@ -155,7 +155,11 @@ func LoadCI(get Getenv) (CI, error) {
 	if c.ProjectID == 0 {
 		c.ProjectID = r.positiveID("AGENTBOT_PROJECT_ID")
 	}
-	c.UserID = r.positiveID("GITLAB_USER_ID")
+	// GitLab sets GITLAB_USER_ID; a value that is not a user (a local
+	// runner's 0) only means nobody is known.
+	if id, err := strconv.ParseInt(r.str("GITLAB_USER_ID", ""), 10, 64); err == nil && id > 0 {
+		c.UserID = id
+	}
 	if c.RequestedBy == "" && c.UserID != 0 {
 		c.RequestedBy = strconv.FormatInt(c.UserID, 10)
 	}
