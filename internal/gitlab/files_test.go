@@ -56,3 +56,15 @@ func TestLatestPipeline(t *testing.T) {
 		t.Fatalf("LatestPipeline = %+v, %v, %v; want pipeline %d", p, found, err, mr.ID)
 	}
 }
+
+func TestUserByUsername(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	u, found, err := w.c.UserByUsername(ctx, "@Alice")
+	if err != nil || !found || u.ID != w.alice.ID {
+		t.Fatalf("UserByUsername(@Alice) = %+v, %v, %v", u, found, err)
+	}
+	if _, found, err := w.c.UserByUsername(ctx, "nobody"); err != nil || found {
+		t.Fatalf("UserByUsername(nobody) = %v, %v", found, err)
+	}
+}

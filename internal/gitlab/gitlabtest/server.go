@@ -242,6 +242,7 @@ func (s *Server) routes() {
 	const p = "/api/v4/projects/{id}"
 	h("GET /api/v4/user", s.getCurrentUser)
 	h("GET /api/v4/users/{uid}", s.getUser)
+	h("GET /api/v4/users", s.listUsers)
 	h("GET "+p, s.getProject)
 	h("GET "+p+"/members/all/{uid}", s.getMember(true))
 	h("GET "+p+"/members/{uid}", s.getMember(false))
