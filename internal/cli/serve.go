@@ -81,6 +81,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		Redact:         redactor.String,
 		MaxTurns:       maxTurns,
 		Operator:       operator,
+		LockTTL:        cfg.JobTimeout + 5*time.Minute,
 	}, gl)
 	q, err := queue.Open(startCtx, queue.Options{
 		SQLitePath:  cfg.Queue.SQLitePath,

@@ -117,7 +117,12 @@ func (w *worker) Work(ctx context.Context, j *river.Job[RunArgs]) error {
 		MaxAttempts: j.MaxAttempts,
 		Args:        j.Args,
 		Checkpoints: &Checkpoints{db: w.queue.db, jobID: j.ID},
+		Locks:       &Locks{db: w.queue.db, jobID: j.ID},
 	})
+	var snooze *SnoozeError
+	if errors.As(err, &snooze) {
+		return river.JobSnooze(snooze.After)
+	}
 	var p interface{ Permanent() bool }
 	if errors.As(err, &p) && p.Permanent() {
 		return river.JobCancel(err)

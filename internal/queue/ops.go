@@ -16,8 +16,10 @@ func (q *Queue) Migrate(ctx context.Context) error {
 	if err := q.migrateRiver(ctx); err != nil {
 		return fmt.Errorf("migrate queue database: %w", err)
 	}
-	if _, err := q.db.ExecContext(ctx, checkpointSchema); err != nil {
-		return fmt.Errorf("migrate queue database: %w", err)
+	for _, schema := range []string{checkpointSchema, lockSchema} {
+		if _, err := q.db.ExecContext(ctx, schema); err != nil {
+			return fmt.Errorf("migrate queue database: %w", err)
+		}
 	}
 	return nil
 }

@@ -53,6 +53,8 @@ type Job struct {
 	// Checkpoints records what each finished step created, so that a retry
 	// after a crash finds it instead of doing it again.
 	Checkpoints *Checkpoints
+	// Locks serialise runs on one thread.
+	Locks *Locks
 }
 
 // riverClient is the part of river.Client[TTx] we use; both drivers'

@@ -102,6 +102,13 @@ func (s *state) agentRun(ctx context.Context) error {
 	}
 	s.progressID = progress.NoteID
 
+	// Runs on one issue or MR go one at a time: they push to one branch.
+	release, err := s.lockThread(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+
 	if s.cfg.Executor == "pipeline" {
 		return s.inPipeline(ctx)
 	}
@@ -117,7 +124,7 @@ func (s *state) agentRun(ctx context.Context) error {
 		}, header)
 	}()
 	var out agentOutput
-	err := s.once(ctx, "agent", &out, func() (any, error) { return s.runAgent(ctx, p) })
+	err = s.once(ctx, "agent", &out, func() (any, error) { return s.runAgent(ctx, p) })
 	stopFollowing()
 	<-following
 	if err != nil {
@@ -412,4 +419,44 @@ func bounded(s string, n int) string {
 		}
 	}
 	return s[:cut] + "\n\n_(answer cut; the full text is in the merge request)_"
+}
+
+// snoozeWhileQueued is how long a run waits before looking at the thread's
+// lock again.
+const snoozeWhileQueued = 10 * time.Second
+
+// lockThread takes the thread's lock, or snoozes the job (without counting
+// an attempt) after saying on the progress note which run it waits for.
+func (s *state) lockThread(ctx context.Context) (release func(), err error) {
+	a := s.job.Args
+	key := fmt.Sprintf("thread/%d/%s/%d", a.ProjectID, a.ThreadKind, a.IID)
+	ttl := s.cfg.LockTTL
+	if ttl <= 0 {
+		ttl = time.Hour
+	}
+	holder, ok, err := s.job.Locks.TryLock(ctx, key, ttl)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		if holder != 0 {
+			if err := s.once(ctx, "queued", nil, func() (any, error) {
+				what := "merge request"
+				if a.ThreadKind == "issue" {
+					what = "issue"
+				}
+				body := s.progressBody(fmt.Sprintf("⏸ Queued behind run %d on this %s; I'll start when it has finished.", holder, what))
+				return nil, s.gl.UpdateNote(ctx, s.thread, s.progressID, s.noteKey("progress"), body)
+			}); err != nil {
+				return nil, err
+			}
+		}
+		s.log.Info("queued behind another run on the thread", "holder", holder)
+		return nil, queue.Snooze(snoozeWhileQueued)
+	}
+	return func() {
+		if err := s.job.Locks.Unlock(context.WithoutCancel(ctx), key); err != nil {
+			s.log.Warn("release the thread's lock", "err", err)
+		}
+	}, nil
 }

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"gitlab.com/agentbot/agentbot/internal/command"
 	"gitlab.com/agentbot/agentbot/internal/config"
@@ -61,6 +62,9 @@ type Config struct {
 	// ConfidentialMR allows a merge request (visible to everyone who can see
 	// the project) for a command on a confidential issue.
 	ConfidentialMR bool
+	// LockTTL bounds how long a killed run can keep its thread locked;
+	// more than the job timeout. Default one hour.
+	LockTTL time.Duration
 	// MaxTurns is the agent's turn limit, shown in the progress note.
 	MaxTurns int
 	// Redact removes secrets from everything posted; nil posts as is.
@@ -116,6 +120,10 @@ func (r *Runner) Work(ctx context.Context, job queue.Job) error {
 	if err == nil {
 		s.log.Info("run finished")
 		return nil
+	}
+	var snooze *queue.SnoozeError
+	if errors.As(err, &snooze) {
+		return err
 	}
 	last := job.Attempt >= job.MaxAttempts || isPermanent(err) || ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded)
 	s.log.Error("run failed", "err", err, "final", last)
