@@ -196,6 +196,7 @@ output:
 merge_request:
   draft: true
   labels: [research]
+  reviewers: ["@alice", nobody]
 instructions:
   max_bytes: 45
 `)
@@ -222,7 +223,7 @@ instructions:
 		t.Error("the instructions are not cut to instructions.max_bytes")
 	}
 	mrs := gl.MergeRequests(42)
-	if len(mrs) != 2 || !mrs[1].Draft || !slices.Contains(mrs[1].Labels, "research") {
+	if len(mrs) != 2 || !mrs[1].Draft || !slices.Contains(mrs[1].Labels, "research") || !slices.Equal(mrs[1].ReviewerIDs, []int64{sm.Alice.ID}) {
 		t.Fatalf("merge requests = %+v", mrs)
 	}
 	files := gl.Git().Files("acme/research", mrs[1].SourceBranch)

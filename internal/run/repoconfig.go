@@ -30,6 +30,7 @@ type projectAPI interface {
 	LatestPipeline(ctx context.Context, projectID int64, refs ...string) (gitlab.Pipeline, bool, error)
 	PipelineJobs(ctx context.Context, projectID, pipelineID int64, statuses ...string) ([]gitlab.Job, error)
 	JobTrace(ctx context.Context, projectID, jobID, maxBytes int64) (string, error)
+	UserByUsername(ctx context.Context, username string) (gitlab.User, bool, error)
 }
 
 // Limits is what a project may change about a run, already within the
@@ -50,6 +51,7 @@ type project struct {
 	Effective     repoconfig.Effective
 	Bounded       *repoconfig.Problems // settings the operator's bounds replaced
 	Instructions  string               // AGENTS.md (or CLAUDE.md), bounded and delimited
+	ReviewerIDs   []int64              // merge_request.reviewers, found by username
 
 	// Set for the run at hand: a custom command's (or a rule's) prompt, and
 	// whether the agent may only read.
@@ -107,6 +109,17 @@ func (s *state) loadProject(ctx context.Context) error {
 			}
 		}
 		pr.Instructions = repoconfig.Instructions(agents, claude, pr.Effective.InstructionsBytes)
+	}
+	for _, name := range pr.Effective.MergeRequest.Reviewers {
+		u, found, err := s.gl.UserByUsername(ctx, name)
+		switch {
+		case err != nil:
+			return fmt.Errorf("look up reviewer @%s of %s: %w", name, repoconfig.FileName, err)
+		case !found:
+			s.log.Warn("a reviewer named in .agentbot.yml does not exist", "username", name)
+		default:
+			pr.ReviewerIDs = append(pr.ReviewerIDs, u.ID)
+		}
 	}
 	s.project = pr
 	s.log.Debug("project settings", "config", found, "invalid", pr.Invalid != nil, "bounded", pr.Bounded != nil,
@@ -286,7 +299,7 @@ func neutralize(text string) string {
 }
 
 // projectMR applies the project's merge request settings: draft, and its
-// labels beside the operator's.
+// labels and reviewers beside the operator's.
 func (s *state) projectMR(r *publish.Request) {
 	if s.project == nil {
 		return
@@ -296,6 +309,11 @@ func (s *state) projectMR(r *publish.Request) {
 	for _, l := range m.Labels {
 		if !slices.Contains(r.Labels, l) {
 			r.Labels = append(slices.Clip(r.Labels), l)
+		}
+	}
+	for _, id := range s.project.ReviewerIDs {
+		if !slices.Contains(r.ReviewerIDs, id) {
+			r.ReviewerIDs = append(slices.Clip(r.ReviewerIDs), id)
 		}
 	}
 }
