@@ -254,7 +254,11 @@ func (p *publisher) failed(ctx context.Context, err error) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	body := fmt.Sprintf("❌ `%s` failed on the CI runner: %s.", inlineCode(p.req.Command), err.Error())
+	where := "in `agentbot run`"
+	if p.ci.InCI {
+		where = "on the CI runner"
+	}
+	body := fmt.Sprintf("❌ `%s` failed %s: %s.", inlineCode(p.req.Command), where, err.Error())
 	if p.ci.JobURL != "" {
 		body += fmt.Sprintf(" See [job %s](%s).", p.ci.JobID, p.ci.JobURL)
 	}
