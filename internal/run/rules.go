@@ -157,6 +157,11 @@ func (s *state) ruleCommand(rule repoconfig.Rule) (command.Command, error) {
 // with no thread to post on (a scheduled report).
 func (s *state) publishRun(ctx context.Context) error {
 	defer s.closeWorkspace()
+	if s.cfg.Agent == nil {
+		// The pipeline executor reports on a thread, and this run has none.
+		s.log.Warn("pipeline rule not run: a report without a merge request needs the local executor", "executor", s.cfg.Executor)
+		return nil
+	}
 	var out agentOutput
 	if err := s.once(ctx, "agent", &out, func() (any, error) { return s.runAgent(ctx, newProgress()) }); err != nil {
 		return err
