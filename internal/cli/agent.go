@@ -11,6 +11,7 @@ import (
 	"gitlab.com/agentbot/agentbot/internal/agent"
 	"gitlab.com/agentbot/agentbot/internal/command"
 	"gitlab.com/agentbot/agentbot/internal/config"
+	"gitlab.com/agentbot/agentbot/internal/metrics"
 	"gitlab.com/agentbot/agentbot/internal/model/bedrock"
 	"gitlab.com/agentbot/agentbot/internal/prompt"
 	"gitlab.com/agentbot/agentbot/internal/redact"
@@ -29,8 +30,8 @@ type serveAgent struct {
 	mcp      *mcpLink
 	redactor *redact.Redactor
 	log      *slog.Logger
-	// onResult, when set, sees every finished loop (metrics).
-	onResult func(*agent.Result)
+	// metrics, when set, counts tokens, cost and tool calls.
+	metrics *metrics.Metrics
 }
 
 // newServeAgent builds the model client and the MCP link from the settings.
@@ -129,10 +130,10 @@ func (a *serveAgent) Run(ctx context.Context, fsys tools.FS, task run.Task) (*ag
 		Prices:             prices(a.modelID, a.cfg.Price),
 		Redact:             a.redactor.String,
 		Logger:             a.log,
-		OnEvent:            task.OnEvent,
+		OnEvent:            a.observe(task.OnEvent),
 	}, systemPrompt(a.cfg.SystemPrompt, task), user)
-	if res != nil && a.onResult != nil {
-		a.onResult(res)
+	if res != nil && a.metrics != nil {
+		a.metrics.Tokens(res.Usage, res.Cost)
 	}
 	if err != nil && bedrock.Permanent(err) {
 		err = run.Permanent(err)
@@ -163,6 +164,18 @@ func readTools(list []agent.Tool) []agent.Tool {
 		}
 	}
 	return out
+}
+
+// observe counts tool calls, then passes the event on.
+func (a *serveAgent) observe(next func(agent.Event)) func(agent.Event) {
+	return func(e agent.Event) {
+		if e.Kind == agent.EventToolFinish && a.metrics != nil {
+			a.metrics.ToolCall(e.Tool, e.IsError)
+		}
+		if next != nil {
+			next(e)
+		}
+	}
 }
 
 // userMessage turns a parsed command into the user's message.

@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"gitlab.com/agentbot/agentbot/internal/gitlab/gitlabtest"
+	"gitlab.com/agentbot/agentbot/internal/metrics"
 	"gitlab.com/agentbot/agentbot/internal/model/bedrock/bedrocktest"
 )
 
@@ -210,4 +212,34 @@ func assertNoToken(t *testing.T, gl *gitlabtest.Server, sm gitlabtest.Sample, en
 		}
 		return nil
 	})
+}
+
+// TestServeMetrics: after one analyze run, /metrics exposes every family.
+func TestServeMetrics(t *testing.T) {
+	gl := gitlabtest.New(t)
+	sm := gl.AddSample()
+	model := bedrocktest.New(t, bedrocktest.AnalyzeScript("AAPL")...)
+	s := startServe(t, serveEnvWithModel(t, gl, sm, model))
+	post(t, s.url, "note_issue", nil)
+	finished(t, gl, sm, "issue", 7, 1)
+	resp, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, family := range metrics.Families() {
+		if !strings.Contains(string(body), "# TYPE "+family+" ") {
+			t.Errorf("/metrics lacks %s", family)
+		}
+	}
+	for _, sample := range []string{
+		`agentbot_webhook_deliveries_total{event="Note Hook",outcome="queued"} 1`,
+		`agentbot_runs_total{kind="analyze",outcome="ok"} 1`,
+		`agentbot_tool_calls_total{outcome="ok",tool="file_write"} 1`,
+	} {
+		if !strings.Contains(string(body), sample) {
+			t.Errorf("/metrics lacks %s", sample)
+		}
+	}
 }

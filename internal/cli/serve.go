@@ -16,6 +16,7 @@ import (
 	"gitlab.com/agentbot/agentbot/internal/command"
 	"gitlab.com/agentbot/agentbot/internal/config"
 	"gitlab.com/agentbot/agentbot/internal/gitlab"
+	"gitlab.com/agentbot/agentbot/internal/metrics"
 	"gitlab.com/agentbot/agentbot/internal/queue"
 	"gitlab.com/agentbot/agentbot/internal/redact"
 	"gitlab.com/agentbot/agentbot/internal/repoconfig"
@@ -38,7 +39,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	log := e.logger()
 
-	gl, err := gitlab.New(cfg.GitLab.URL, cfg.GitLab.Token, gitlab.Options{Logger: log})
+	m := metrics.New(metrics.Options{})
+	gl, err := gitlab.New(cfg.GitLab.URL, cfg.GitLab.Token, gitlab.Options{
+		Logger:     log,
+		HTTPClient: &http.Client{Transport: m.InstrumentTransport(http.DefaultTransport.(*http.Transport).Clone())},
+	})
 	if err != nil {
 		return err
 	}
@@ -60,6 +65,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
+		a.metrics = m
 		agentImpl, policy, maxTurns = a, a.policy().Check, a.cfg.MaxTurns
 		operator = a.operator(cfg.MinAccess)
 	}
@@ -82,6 +88,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		MaxTurns:       maxTurns,
 		Operator:       operator,
 		LockTTL:        cfg.JobTimeout + 5*time.Minute,
+		Metrics:        m,
 	}, gl)
 	q, err := queue.Open(startCtx, queue.Options{
 		SQLitePath:  cfg.Queue.SQLitePath,
@@ -114,6 +121,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		Bot:        webhook.Bot{UserID: bot.ID, Username: bot.Username},
 		Command:    command.Options{Prefix: cfg.CommandPrefix, BotUsername: bot.Username},
 		Logger:     log,
+		Observe:    m.Delivery,
 	}, q)
 
 	srv := echo.StartConfig{
@@ -132,7 +140,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			return nil
 		},
 	}
-	serveErr := srv.Start(ctx, routes(log, hook, q))
+	serveErr := srv.Start(ctx, routes(log, hook, q, m.Handler()))
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		log.Error("http server", "err", serveErr)
 	}
@@ -168,10 +176,11 @@ func botSignature(cfg config.Server, bot gitlab.User) workspace.Signature {
 }
 
 // routes is every endpoint of `agentbot serve`.
-func routes(log *slog.Logger, hook http.Handler, q *queue.Queue) http.Handler {
+func routes(log *slog.Logger, hook http.Handler, q *queue.Queue, metrics http.Handler) http.Handler {
 	e := echo.New()
 	e.Logger = log
 	e.POST("/webhooks/gitlab", echo.WrapHandler(hook))
+	e.GET("/metrics", echo.WrapHandler(metrics))
 	e.GET("/healthz", func(c *echo.Context) error {
 		return c.String(http.StatusOK, "ok\n")
 	})

@@ -62,6 +62,8 @@ type Config struct {
 	// ConfidentialMR allows a merge request (visible to everyone who can see
 	// the project) for a command on a confidential issue.
 	ConfidentialMR bool
+	// Metrics, when set, counts runs and their queue wait.
+	Metrics Metrics
 	// LockTTL bounds how long a killed run can keep its thread locked;
 	// more than the job timeout. Default one hour.
 	LockTTL time.Duration
@@ -116,21 +118,47 @@ func (r *Runner) Work(ctx context.Context, job queue.Job) error {
 		log: r.cfg.Logger.With("job", job.ID, "project", a.ProjectPath, "iid", a.IID,
 			"kind", a.ThreadKind, "delivery", a.DeliveryKey, "attempt", job.Attempt),
 	}
+	finished := func(string) {}
+	if m := r.cfg.Metrics; m != nil {
+		if job.Attempt == 1 && !a.ReceivedAt.IsZero() {
+			m.QueueWait(time.Since(a.ReceivedAt))
+		}
+		finished = m.RunStarted(runKind(a))
+	}
 	err := s.work(ctx)
 	if err == nil {
 		s.log.Info("run finished")
+		finished("ok")
 		return nil
 	}
 	var snooze *queue.SnoozeError
 	if errors.As(err, &snooze) {
+		finished("queued")
 		return err
 	}
 	last := job.Attempt >= job.MaxAttempts || isPermanent(err) || ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded)
 	s.log.Error("run failed", "err", err, "final", last)
 	if last {
 		s.fail(context.WithoutCancel(ctx), err)
+		finished("failed")
+	} else {
+		finished("retry")
 	}
 	return err
+}
+
+// Metrics is what a run reports; nil reports nothing.
+type Metrics interface {
+	RunStarted(kind string) (finished func(outcome string))
+	QueueWait(d time.Duration)
+}
+
+// runKind is the run's metric label: the trigger, or the command's kind.
+func runKind(a queue.RunArgs) string {
+	if a.Trigger != "" && a.Trigger != queue.TriggerNote {
+		return string(a.Trigger)
+	}
+	return a.Command.Kind.String()
 }
 
 type state struct {
