@@ -33,6 +33,8 @@ type GitLab interface {
 	PostNote(ctx context.Context, t gitlab.Thread, key, body string) (gitlab.Note, error)
 	UpdateNote(ctx context.Context, t gitlab.Thread, noteID int64, key, body string) error
 	User(ctx context.Context, id int64) (gitlab.User, error)
+	Issue(ctx context.Context, projectID, iid int64) (gitlab.Issue, error)
+	ListNotes(ctx context.Context, t gitlab.Thread) ([]gitlab.Note, error)
 	publish.GitLab
 	projectAPI // reviews, pipeline rules and .agentbot.yml (repoconfig.go)
 
