@@ -138,10 +138,10 @@ func (s *state) minAccess() int {
 
 // projectCommand applies the project's settings to a note's (or a review
 // request's) command after authorization: a broken .agentbot.yml gets a
-// note with its problems, the project's own verbs are parsed, help lists
-// them, and help, usage replies, review and diagnose are answered here.
-// done is true when the run is over; otherwise the caller goes on with
-// s.job.Args.Command, an agent run.
+// note with its problems, the project's own verbs are parsed, and help
+// (which lists them), usage replies, review and diagnose are answered here.
+// done is true when the run is over; otherwise the caller goes on with an
+// agent run of s.job.Args.Command.
 func (s *state) projectCommand(ctx context.Context) (done bool, err error) {
 	p := s.project
 	a := &s.job.Args
