@@ -15,6 +15,7 @@ import (
 	"gitlab.com/agentbot/agentbot/internal/command"
 	"gitlab.com/agentbot/agentbot/internal/gitlab"
 	"gitlab.com/agentbot/agentbot/internal/queue"
+	"gitlab.com/agentbot/agentbot/internal/sanitize"
 	"gitlab.com/agentbot/agentbot/internal/tools"
 	"gitlab.com/agentbot/agentbot/internal/workspace"
 )
@@ -199,12 +200,12 @@ func (s *state) runReview(ctx context.Context, target reviewTarget) (reviewOutpu
 	}
 	text, skipped := diffText(diffs, e.ReviewIgnore)
 	var c strings.Builder
-	fmt.Fprintf(&c, "Merge request !%d: %s\nFrom %s into %s, head commit %s.\n", mr.IID, mr.Title, mr.SourceBranch, mr.TargetBranch, refs.HeadSHA)
+	fmt.Fprintf(&c, "Merge request !%d: %s\nFrom %s into %s, head commit %s.\n", mr.IID, sanitize.Visible(mr.Title), mr.SourceBranch, mr.TargetBranch, refs.HeadSHA)
 	if d := strings.TrimSpace(mr.Description); d != "" {
-		c.WriteString("Description:\n" + cutBytes(d, 8000) + "\n")
+		c.WriteString("Description:\n" + cutBytes(sanitize.Visible(d), 8000) + "\n")
 	}
 	if ctxt := strings.TrimSpace(a.Command.Context); ctxt != "" {
-		c.WriteString("More from the comment that asked for the review:\n" + cutBytes(ctxt, 4000) + "\n")
+		c.WriteString("More from the comment that asked for the review:\n" + cutBytes(sanitize.Visible(ctxt), 4000) + "\n")
 	}
 	c.WriteString("\nThe diff. Each line of the new version of a file starts with its line number; removed lines (-) have none.\n\n")
 	c.WriteString(text)
