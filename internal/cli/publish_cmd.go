@@ -258,7 +258,7 @@ func (p *publisher) failed(ctx context.Context, err error) {
 	if p.ci.InCI {
 		where = "on the CI runner"
 	}
-	body := fmt.Sprintf("❌ `%s` failed %s: %s.", inlineCode(p.req.Command), where, err.Error())
+	body := fmt.Sprintf("❌ `%s` failed %s: %s.", publish.InlineCode(p.req.Command), where, err.Error())
 	if p.ci.JobURL != "" {
 		body += fmt.Sprintf(" See [job %s](%s).", p.ci.JobID, p.ci.JobURL)
 	}
@@ -310,7 +310,7 @@ func (p *publisher) resultNote(out agentRun, res publishResult, mr gitlab.MergeR
 		b.WriteString("✅ Done; the files were already on the branch.\n\n")
 	}
 	if ans := strings.TrimSpace(out.res.Answer); ans != "" {
-		b.WriteString(quoteLines(boundText(ans, 50000)))
+		b.WriteString(publish.Blockquote(publish.Cut(ans, 50000, "answer cut; the full text is in the merge request")))
 		b.WriteString("\n\n")
 	}
 	if len(out.written) > 0 {
@@ -319,7 +319,7 @@ func (p *publisher) resultNote(out agentRun, res publishResult, mr gitlab.MergeR
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			fmt.Fprintf(&b, "`%s`", inlineCode(n))
+			fmt.Fprintf(&b, "`%s`", publish.InlineCode(n))
 		}
 		if res.Branch != "" {
 			fmt.Fprintf(&b, " on `%s`", res.Branch)
@@ -327,7 +327,7 @@ func (p *publisher) resultNote(out agentRun, res publishResult, mr gitlab.MergeR
 		b.WriteString("\n\n")
 	}
 	r := out.res
-	fmt.Fprintf(&b, "<sub>`%s` · run %s", inlineCode(p.req.Command), p.ci.RunID)
+	fmt.Fprintf(&b, "<sub>`%s` · run %s", publish.InlineCode(p.req.Command), p.ci.RunID)
 	if p.ci.JobURL != "" {
 		fmt.Fprintf(&b, " · [CI job %s](%s)", p.ci.JobID, p.ci.JobURL)
 	}
@@ -335,33 +335,6 @@ func (p *publisher) resultNote(out agentRun, res publishResult, mr gitlab.MergeR
 		plural(r.Turns, "turn"), plural(r.ToolCalls, "tool call"), r.Usage.InputTokens, r.Usage.OutputTokens,
 		r.Usage.CacheReadTokens, r.Cost, r.Duration.Round(time.Second))
 	return b.String()
-}
-
-func inlineCode(s string) string {
-	return strings.ReplaceAll(strings.Join(strings.Fields(s), " "), "`", "'")
-}
-
-func quoteLines(s string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		lines[i] = "> " + l
-	}
-	return strings.Join(lines, "\n")
-}
-
-// boundText cuts s at a line boundary to at most n bytes.
-func boundText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := strings.LastIndex(s[:n], "\n")
-	if cut < n/2 {
-		cut = n
-		for cut > 0 && s[cut]&0xC0 == 0x80 {
-			cut--
-		}
-	}
-	return s[:cut] + "\n\n_(answer cut; the full text is in the merge request)_"
 }
 
 func shortSHA(h string) string {

@@ -47,10 +47,10 @@ func HelpText(opt Options, custom []CustomHelp) string {
 		}
 		described[v] = true
 		cmd := p + " " + v
-		if a := sanitize(c.Args, 80); a != "" {
+		if a := OneLine(c.Args, 80); a != "" {
 			cmd += " " + a
 		}
-		rows = append(rows, "| `"+cell(cmd)+"` | "+cell(sanitize(c.Description, 200))+" |\n")
+		rows = append(rows, "| `"+cell(cmd)+"` | "+cell(OneLine(c.Description, 200))+" |\n")
 	}
 	for _, v := range opt.CustomVerbs {
 		v = strings.ToLower(strings.TrimSpace(v))
@@ -58,7 +58,7 @@ func HelpText(opt Options, custom []CustomHelp) string {
 			continue
 		}
 		described[v] = true
-		rows = append(rows, "| `"+cell(p+" "+sanitize(v, 80))+"` | |\n")
+		rows = append(rows, "| `"+cell(p+" "+OneLine(v, 80))+"` | |\n")
 	}
 	if len(rows) > 0 {
 		b.WriteString("\n**This project's commands**\n\n| command | what it does |\n|---|---|\n")
@@ -99,7 +99,7 @@ func didYouMeanReply(typed, verb string, args []string, via string) string {
 	example := via + " " + verb
 	switch {
 	case len(args) == 1:
-		example += " " + sanitize(args[0], maxQuoted)
+		example += " " + OneLine(args[0], maxQuoted)
 	case verb == verbAnalyze:
 		example += " AAPL"
 	}
@@ -111,17 +111,23 @@ func helpHint(via string) string {
 }
 
 // quote renders user input as a code span that cannot break out of itself.
-func quote(s string) string {
-	s = sanitize(s, maxQuoted)
+func quote(s string) string { return CodeSpan(s, maxQuoted) }
+
+// CodeSpan renders untrusted text (a comment, a config file's value) as a
+// short code span that cannot break out of itself: at most n runes of it,
+// "(empty)" when nothing is left.
+func CodeSpan(s string, n int) string {
+	s = OneLine(s, n)
 	if s == "" {
 		return "(empty)"
 	}
 	return "`" + s + "`"
 }
 
-// sanitize keeps at most n runes of s on one line, without backticks or
-// control characters, and marks a cut with "…".
-func sanitize(s string, n int) string {
+
+// OneLine keeps at most n runes of s on one line, without backticks,
+// control, format or replacement characters, and marks a cut with "…".
+func OneLine(s string, n int) string {
 	var b strings.Builder
 	count := 0
 	for _, r := range s {
@@ -134,7 +140,7 @@ func sanitize(s string, n int) string {
 			r = '\''
 		case unicode.IsSpace(r):
 			r = ' '
-		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
+		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == unicode.ReplacementChar:
 			continue
 		}
 		b.WriteRune(r)

@@ -122,7 +122,7 @@ func Title(r Request) string {
 // the agent's summary, the files, and a link back (never "Closes").
 func Description(r Request, files []string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "**Request:** `%s`", strings.ReplaceAll(oneLine(r.Command, 200), "`", "'"))
+	fmt.Fprintf(&b, "**Request:** `%s`", InlineCode(oneLine(r.Command, 200)))
 	if r.RequestedBy.Username != "" {
 		fmt.Fprintf(&b, " by @%s", r.RequestedBy.Username)
 	}
@@ -135,7 +135,7 @@ func Description(r Request, files []string) string {
 	b.WriteString(".\n\n")
 	if s := strings.TrimSpace(r.Summary); s != "" {
 		b.WriteString("### Summary\n\n")
-		b.WriteString(bound(s, 20000))
+		b.WriteString(Cut(s, 20000, "cut: the full answer is on the thread"))
 		b.WriteString("\n\n")
 	}
 	b.WriteString("### Files\n\n")
@@ -189,15 +189,4 @@ func oneLine(s string, n int) string {
 		return string(r[:n]) + "…"
 	}
 	return s
-}
-
-func bound(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := strings.LastIndex(s[:n], "\n")
-	if cut < n/2 {
-		cut = n
-	}
-	return s[:cut] + "\n\n_(cut: the full answer is on the thread)_"
 }

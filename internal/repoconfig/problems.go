@@ -2,10 +2,10 @@ package repoconfig
 
 import (
 	"fmt"
+	"gitlab.com/agentbot/agentbot/internal/command"
 	"sort"
 	"strconv"
 	"strings"
-	"unicode"
 )
 
 // FileName is the name of the project's settings file, at the root of its
@@ -141,37 +141,10 @@ func (c *collector) problems(overridden bool) *Problems {
 
 // q quotes text from the file as a short code span that cannot break out of
 // itself.
-func q(s string) string {
-	s = clean(s, maxQuoted)
-	if s == "" {
-		return "(empty)"
-	}
-	return "`" + s + "`"
-}
+func q(s string) string { return command.CodeSpan(s, maxQuoted) }
 
-// clean keeps at most n runes of s on one line, without backticks or control
-// characters, and marks a cut with "…".
-func clean(s string, n int) string {
-	var b strings.Builder
-	count := 0
-	for _, r := range s {
-		if count == n {
-			b.WriteRune('…')
-			break
-		}
-		switch {
-		case r == '`':
-			r = '\''
-		case unicode.IsSpace(r):
-			r = ' '
-		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == unicode.ReplacementChar:
-			continue
-		}
-		b.WriteRune(r)
-		count++
-	}
-	return strings.TrimSpace(b.String())
-}
+// clean keeps at most n runes of s on one line (command.OneLine).
+func clean(s string, n int) string { return command.OneLine(s, n) }
 
 // oneLine flattens a message we wrote (which may hold code spans from q) to
 // one line of at most n runes.

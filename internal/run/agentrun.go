@@ -361,7 +361,7 @@ func finalReport(runID int64, c command.Command, out agentOutput, p pushed, mr m
 		b.WriteString("✅ Done; the files were already on the branch.\n\n")
 	}
 	if ans := strings.TrimSpace(out.Answer); ans != "" {
-		b.WriteString(quote(bounded(ans, 50000)))
+		b.WriteString(publish.Blockquote(bounded(ans, 50000)))
 		b.WriteString("\n\n")
 	}
 	if names := out.fileNames(); len(names) > 0 {
@@ -382,30 +382,6 @@ func finalReport(runID int64, c command.Command, out agentOutput, p pushed, mr m
 		out.Usage.InputTokens, out.Usage.OutputTokens, out.Usage.CacheReadTokens, out.Cost,
 		(time.Duration(out.Seconds * float64(time.Second))).Round(time.Second))
 	return b.String()
-}
-
-func quote(s string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		lines[i] = "> " + l
-	}
-	return strings.Join(lines, "\n")
-}
-
-// bounded cuts s at a line boundary to at most n bytes; GitLab's notes hold
-// a million characters, and a cut inside Markdown would break it.
-func bounded(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := strings.LastIndex(s[:n], "\n")
-	if cut < n/2 {
-		cut = n
-		for cut > 0 && s[cut]&0xC0 == 0x80 {
-			cut--
-		}
-	}
-	return s[:cut] + "\n\n_(answer cut; the full text is in the merge request)_"
 }
 
 // snoozeWhileQueued is how long a run waits before looking at the thread's
@@ -446,4 +422,9 @@ func (s *state) lockThread(ctx context.Context) (release func(), err error) {
 			s.log.Warn("release the thread's lock", "err", err)
 		}
 	}, nil
+}
+
+// bounded cuts an answer for a note.
+func bounded(s string, n int) string {
+	return publish.Cut(s, n, "answer cut; the full text is in the merge request")
 }
