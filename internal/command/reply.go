@@ -124,7 +124,6 @@ func CodeSpan(s string, n int) string {
 	return "`" + s + "`"
 }
 
-
 // OneLine keeps at most n runes of s on one line, without backticks,
 // control, format or replacement characters, and marks a cut with "…".
 func OneLine(s string, n int) string {
