@@ -95,6 +95,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		DatabaseURL: cfg.Queue.DatabaseURL,
 		Workers:     cfg.Workers,
 		JobTimeout:  cfg.JobTimeout,
+		RescueAfter: cfg.RescueAfter,
 		MaxAttempts: cfg.MaxAttempts,
 		Logger:      log,
 		Handler:     runner,

@@ -22,6 +22,7 @@ type Server struct {
 	DrainTimeout  time.Duration // AGENTBOT_DRAIN_TIMEOUT
 	Workers       int           // AGENTBOT_WORKERS
 	JobTimeout    time.Duration // AGENTBOT_JOB_TIMEOUT
+	RescueAfter   time.Duration // AGENTBOT_RESCUE_AFTER: when a run still "running" is taken for killed; default JobTimeout + 5m
 	MaxAttempts   int           // AGENTBOT_MAX_ATTEMPTS
 	MinAccess     int           // AGENTBOT_MIN_ACCESS_LEVEL, as GitLab's number
 	CommandPrefix string        // AGENTBOT_COMMAND_PREFIX
@@ -73,6 +74,11 @@ func LoadServer(get Getenv) (Server, error) {
 		ConfidentialMR: r.bool("AGENTBOT_ALLOW_CONFIDENTIAL_MR", false),
 		GitLab:         r.gitlab(),
 		Queue:          r.queue(),
+	}
+	s.RescueAfter = r.duration("AGENTBOT_RESCUE_AFTER", s.JobTimeout+5*time.Minute)
+	if s.RescueAfter < s.JobTimeout {
+		r.problem("AGENTBOT_RESCUE_AFTER=%s: want at least AGENTBOT_JOB_TIMEOUT (%s), or a run still working would be started a second time",
+			s.RescueAfter, s.JobTimeout)
 	}
 	if s.WebhookSecret == "" && s.SigningToken == "" {
 		r.problem("GITLAB_WEBHOOK_SECRET or GITLAB_WEBHOOK_SIGNING_TOKEN is required: " +

@@ -29,6 +29,10 @@ type Options struct {
 	DatabaseURL string // PostgreSQL
 	Workers     int    // concurrent runs; 0 means intake only (no worker)
 	JobTimeout  time.Duration
+	// RescueAfter is how long a job may stay running before River takes
+	// its process for dead and hands it back (a process killed hard leaves
+	// it "running"). At least JobTimeout; default JobTimeout + 5m.
+	RescueAfter time.Duration
 	MaxAttempts int
 	Logger      *slog.Logger
 	// Handler works each run. Required when Workers > 0.
@@ -104,7 +108,7 @@ func riverConfig(opt Options, q *Queue) *river.Config {
 		JobTimeout:  opt.JobTimeout,
 		// A run killed hard stays "running" in the database; River hands it
 		// back once this has passed, which must exceed the job timeout.
-		RescueStuckJobsAfter: opt.JobTimeout + 5*time.Minute,
+		RescueStuckJobsAfter: cmpOr(opt.RescueAfter, opt.JobTimeout+5*time.Minute),
 		// Completed jobs are what makes a redelivered webhook a duplicate.
 		CompletedJobRetentionPeriod: 7 * 24 * time.Hour,
 		FetchPollInterval:           cmpOr(opt.PollInterval, time.Second),
@@ -112,7 +116,7 @@ func riverConfig(opt Options, q *Queue) *river.Config {
 	}
 	if cfg.JobTimeout <= 0 {
 		cfg.JobTimeout = 45 * time.Minute
-		cfg.RescueStuckJobsAfter = cfg.JobTimeout + 5*time.Minute
+		cfg.RescueStuckJobsAfter = max(opt.RescueAfter, cfg.JobTimeout+5*time.Minute)
 	}
 	if opt.Workers > 0 {
 		workers := river.NewWorkers()
