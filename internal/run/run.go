@@ -140,13 +140,14 @@ func (r *Runner) Work(ctx context.Context, job queue.Job) error {
 	}
 	last := job.Attempt >= job.MaxAttempts || isPermanent(err) || ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded)
 	s.log.Error("run failed", "err", err, "final", last)
-	if last {
-		s.fail(context.WithoutCancel(ctx), err)
-		finished("failed")
-	} else {
+	if !last {
 		finished("retry")
+		return err
 	}
-	return err
+	s.fail(context.WithoutCancel(ctx), err)
+	finished("failed")
+	// Told on the thread already: the queue must not try again.
+	return Permanent(err)
 }
 
 // Metrics is what a run reports; nil reports nothing.
