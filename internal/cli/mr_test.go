@@ -222,12 +222,17 @@ func TestServeMetrics(t *testing.T) {
 	s := startServe(t, serveEnvWithModel(t, gl, sm, model))
 	post(t, s.url, "note_issue", nil)
 	finished(t, gl, sm, "issue", 7, 1)
-	resp, err := http.Get(s.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	var body []byte
+	// The run is counted when its worker returns, just after the answer.
+	eventually(t, "the run counted", func() bool {
+		resp, err := http.Get(s.url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return strings.Contains(string(body), `agentbot_runs_total{kind="analyze",outcome="ok"} 1`)
+	})
 	for _, family := range metrics.Families() {
 		if !strings.Contains(string(body), "# TYPE "+family+" ") {
 			t.Errorf("/metrics lacks %s", family)
