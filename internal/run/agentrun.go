@@ -1,6 +1,7 @@
 package run
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -250,6 +251,11 @@ func (s *state) runAgent(ctx context.Context, p *progress) (agentOutput, error) 
 	res, err := s.cfg.Agent.Run(ctx, s.projectFS(ws.FS(), task.ReadOnly), task)
 	if res == nil {
 		return agentOutput{}, fmt.Errorf("run the agent: %w", err)
+	}
+	if ctx.Err() != nil || res.Outcome == agent.OutcomeCanceled {
+		// Shutting down (or the job's time is up): not a result to keep;
+		// the run goes back to the queue.
+		return agentOutput{}, fmt.Errorf("run the agent: interrupted: %w", cmp.Or(ctx.Err(), err))
 	}
 	var stop *agent.StopError
 	if err != nil && errors.As(err, &stop) && stop.Outcome == agent.OutcomeModelError {
