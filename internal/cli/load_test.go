@@ -3,6 +3,7 @@ package cli_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"runtime"
@@ -146,6 +147,16 @@ func TestLoad(t *testing.T) {
 		return done == issues*perIssue
 	})
 	elapsed := time.Since(start)
+	// Every run's wait in the queue was measured once (its first attempt).
+	eventually(t, "200 queue waits in /metrics", func() bool {
+		resp, err := http.Get(s.url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(body), "agentbot_queue_wait_seconds_count 200\n")
+	})
 	s.shutdown(t)
 	close(stopSampling)
 	<-sampled

@@ -77,6 +77,8 @@ func serveEnvWithModel(t *testing.T, gl *gitlabtest.Server, sm gitlabtest.Sample
 		"AGENTBOT_DB":           filepath.Join(t.TempDir(), "agentbot.db"),
 		"AGENTBOT_WORKDIR":      t.TempDir(),
 		"AGENTBOT_LOG_LEVEL":    "debug",
+		// Tests post many commands as alice; TestLimits checks the limit.
+		"AGENTBOT_USER_RUNS_PER_HOUR": "0",
 	} {
 		env[k] = v
 	}

@@ -27,6 +27,8 @@ type Server struct {
 	MinAccess     int           // AGENTBOT_MIN_ACCESS_LEVEL, as GitLab's number
 	CommandPrefix string        // AGENTBOT_COMMAND_PREFIX
 	Executor      string        // AGENTBOT_EXECUTOR: local or pipeline
+	ProjectRuns   int           // AGENTBOT_PROJECT_RUNS: runs at once in one project (0: no cap)
+	UserRuns      int           // AGENTBOT_USER_RUNS_PER_HOUR: one person's agent runs an hour (0: no limit)
 	GitName       string        // AGENTBOT_GIT_NAME: commit author; default the bot's name
 	GitEmail      string        // AGENTBOT_GIT_EMAIL: default the bot's GitLab no-reply address
 	WorkDir       string        // AGENTBOT_WORKDIR: where workspaces are made; default the system's temp dir
@@ -66,6 +68,8 @@ func LoadServer(get Getenv) (Server, error) {
 		MinAccess:      r.accessLevel("AGENTBOT_MIN_ACCESS_LEVEL", 30),
 		CommandPrefix:  r.str("AGENTBOT_COMMAND_PREFIX", "/agent"),
 		Executor:       r.str("AGENTBOT_EXECUTOR", "local"),
+		ProjectRuns:    r.int("AGENTBOT_PROJECT_RUNS", 0, 0),
+		UserRuns:       r.int("AGENTBOT_USER_RUNS_PER_HOUR", 60, 0),
 		GitName:        r.str("AGENTBOT_GIT_NAME", ""),
 		GitEmail:       r.str("AGENTBOT_GIT_EMAIL", ""),
 		WorkDir:        r.str("AGENTBOT_WORKDIR", ""),

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -64,3 +65,46 @@ func (s *SnoozeError) Error() string { return fmt.Sprintf("snoozed for %s", s.Af
 
 // Snooze returns a SnoozeError.
 func Snooze(d time.Duration) error { return &SnoozeError{After: d} }
+
+// Held counts the unexpired locks whose key starts with prefix (the runs
+// going on in one project).
+func (l *Locks) Held(ctx context.Context, prefix string) (int, error) {
+	var n int
+	err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM agentbot_lock WHERE key LIKE $1 ESCAPE '\' AND expires_at >= $2`,
+		likePrefix(prefix), time.Now().Unix()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count locks %s: %w", prefix, err)
+	}
+	return n, nil
+}
+
+const usageSchema = `CREATE TABLE IF NOT EXISTS agentbot_usage (
+	key    TEXT   NOT NULL,
+	job_id BIGINT NOT NULL,
+	at     BIGINT NOT NULL,
+	PRIMARY KEY (key, job_id)
+)`
+
+// Use records that this job counts against key (a user's rate limit) and
+// returns how many jobs did within window, this one included. Recording is
+// idempotent per job, so a retried run is not counted twice.
+func (l *Locks) Use(ctx context.Context, key string, window time.Duration) (int, error) {
+	now := time.Now()
+	if _, err := l.db.ExecContext(ctx, `DELETE FROM agentbot_usage WHERE key = $1 AND at < $2`, key, now.Add(-window).Unix()); err != nil {
+		return 0, fmt.Errorf("rate %s: %w", key, err)
+	}
+	if _, err := l.db.ExecContext(ctx, `INSERT INTO agentbot_usage (key, job_id, at) VALUES ($1, $2, $3)
+		ON CONFLICT (key, job_id) DO NOTHING`, key, l.jobID, now.Unix()); err != nil {
+		return 0, fmt.Errorf("rate %s: %w", key, err)
+	}
+	var n int
+	if err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM agentbot_usage WHERE key = $1 AND at >= $2 AND job_id <= $3`,
+		key, now.Add(-window).Unix(), l.jobID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("rate %s: %w", key, err)
+	}
+	return n, nil
+}
+
+func likePrefix(p string) string {
+	return strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(p) + "%"
+}

@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -182,6 +183,53 @@ func TestRetriesTransientNotPermanentAndKeepsCheckpoints(t *testing.T) {
 			}
 			if attempts["permanent"] != 1 || attempts["transient"] != 2 {
 				t.Fatalf("attempts %v, want permanent 1 and transient 2", attempts)
+			}
+		})
+	}
+}
+
+func TestLocksAndUsage(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			rec := newRecorder()
+			results := make(chan string, 10)
+			rec.work = func(ctx context.Context, job queue.Job) error {
+				switch job.Args.DeliveryKey {
+				case "a":
+					_, ok, err := job.Locks.TryLock(ctx, "thread/42/issue/7", time.Minute)
+					n, _ := job.Locks.Held(ctx, "thread/42/")
+					m, _ := job.Locks.Held(ctx, "thread/4_/")
+					used, _ := job.Locks.Use(ctx, "user/7", time.Hour)
+					again, _ := job.Locks.Use(ctx, "user/7", time.Hour)
+					results <- fmt.Sprint(ok, err, n, m, used, again)
+				case "b":
+					holder, ok, err := job.Locks.TryLock(ctx, "thread/42/issue/7", time.Minute)
+					used, _ := job.Locks.Use(ctx, "user/7", time.Hour)
+					results <- fmt.Sprint(holder > 0, ok, err, used)
+					if err := job.Locks.Unlock(ctx, "thread/42/issue/7"); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			opt := b.opts(t)
+			opt.Workers, opt.Handler = 1, rec
+			q := open(t, opt)
+			for _, k := range []string{"a", "b"} {
+				if _, err := q.Enqueue(ctx, queue.RunArgs{DeliveryKey: k}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := q.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { q.Stop(context.Background()) })
+			if got := <-results; got != "true <nil> 1 0 1 1" {
+				t.Fatalf("first job: %s", got)
+			}
+			if got := <-results; got != "true false <nil> 2" {
+				t.Fatalf("second job: %s", got)
 			}
 		})
 	}

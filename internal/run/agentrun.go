@@ -392,7 +392,7 @@ func finalReport(runID int64, c command.Command, out agentOutput, p pushed, mr m
 
 // snoozeWhileQueued is how long a run waits before looking at the thread's
 // lock again.
-const snoozeWhileQueued = 10 * time.Second
+const snoozeWhileQueued = 3 * time.Second
 
 // lockThread takes the thread's lock, or snoozes the job (without counting
 // an attempt) after saying on the progress note which run it waits for.
@@ -423,11 +423,46 @@ func (s *state) lockThread(ctx context.Context) (release func(), err error) {
 		s.log.Info("queued behind another run on the thread", "holder", holder)
 		return nil, queue.Snooze(snoozeWhileQueued)
 	}
-	return func() {
+	release = func() {
 		if err := s.job.Locks.Unlock(context.WithoutCancel(ctx), key); err != nil {
 			s.log.Warn("release the thread's lock", "err", err)
 		}
-	}, nil
+	}
+	// A per-project cap keeps one busy project from taking every worker.
+	if limit := s.cfg.ProjectRuns; limit > 0 {
+		n, err := s.job.Locks.Held(ctx, fmt.Sprintf("thread/%d/", a.ProjectID))
+		if err != nil {
+			release()
+			return nil, err
+		}
+		if n > limit {
+			release()
+			s.log.Info("queued behind the project's cap", "runs", n-1, "cap", limit)
+			return nil, queue.Snooze(snoozeWhileQueued)
+		}
+	}
+	return release, nil
+}
+
+// rateLimited counts this run against its author's hourly budget and, when
+// it is spent, says so on the thread; true means stop.
+func (s *state) rateLimited(ctx context.Context) (bool, error) {
+	limit := s.cfg.UserRunsPerHour
+	a := s.job.Args
+	if limit <= 0 || a.AuthorID == 0 {
+		return false, nil
+	}
+	n, err := s.job.Locks.Use(ctx, fmt.Sprintf("user/%d", a.AuthorID), time.Hour)
+	if err != nil {
+		return false, err
+	}
+	if n <= limit {
+		return false, nil
+	}
+	s.log.Info("rate limited", "author", a.AuthorUsername, "runs_last_hour", n-1, "limit", limit)
+	return true, s.reply(ctx, "rate-limited", fmt.Sprintf(
+		"Sorry @%s, you have asked me for %d runs in the last hour, the most this instance allows "+
+			"(AGENTBOT_USER_RUNS_PER_HOUR=%d). Please try again later.", a.AuthorUsername, n-1, limit))
 }
 
 // bounded cuts an answer for a note.

@@ -66,6 +66,12 @@ type Config struct {
 	ConfidentialMR bool
 	// Metrics, when set, counts runs and their queue wait.
 	Metrics Metrics
+	// ProjectRuns caps the runs going on at once in one project
+	// (AGENTBOT_PROJECT_RUNS); 0 means no cap.
+	ProjectRuns int
+	// UserRunsPerHour is each person's hourly budget of agent runs
+	// (AGENTBOT_USER_RUNS_PER_HOUR); 0 means no limit.
+	UserRunsPerHour int
 	// LockTTL bounds how long a killed run can keep its thread locked;
 	// more than the job timeout. Default one hour.
 	LockTTL time.Duration
@@ -214,6 +220,9 @@ func (s *state) work(ctx context.Context) error {
 	switch a.Command.Kind {
 	case command.Help, command.Usage:
 		return s.reply(ctx, "reply", a.Command.Reply)
+	}
+	if stop, err := s.rateLimited(ctx); stop || err != nil {
+		return err
 	}
 	return s.agentRun(ctx)
 }
