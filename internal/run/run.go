@@ -128,8 +128,15 @@ func (r *Runner) Work(ctx context.Context, job queue.Job) error {
 	}
 	finished := func(string) {}
 	if m := r.cfg.Metrics; m != nil {
-		if job.Attempt == 1 && !a.ReceivedAt.IsZero() {
-			m.QueueWait(time.Since(a.ReceivedAt))
+		// The wait from the delivery to the first worker that took the job,
+		// measured once (a snoozed or retried job comes back).
+		if err := s.once(ctx, "dequeued", nil, func() (any, error) {
+			if !a.ReceivedAt.IsZero() {
+				m.QueueWait(time.Since(a.ReceivedAt))
+			}
+			return nil, nil
+		}); err != nil {
+			return err
 		}
 		finished = m.RunStarted(runKind(a))
 	}
