@@ -109,6 +109,13 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := q.Migrate(startCtx); err != nil {
 		return err
 	}
+	// Workspaces of a process killed mid-run are left behind; anything older
+	// than the longest run is nobody's.
+	if n, err := workspace.RemoveStale(cfg.WorkDir, cfg.JobTimeout+10*time.Minute); err != nil {
+		log.Warn("remove stale workspaces", "err", err)
+	} else if n > 0 {
+		log.Info("removed stale workspaces", "count", n)
+	}
 	if err := q.Start(ctx); err != nil {
 		return err
 	}

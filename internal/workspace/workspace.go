@@ -315,3 +315,32 @@ func (w *Workspace) Close() error {
 	})
 	return w.closeErr
 }
+
+// RemoveStale removes workspaces under dir (os.TempDir() when "") that are
+// older than age: those of a process that was killed before it could clean
+// up. Run it at start-up with an age past the longest run. It returns how
+// many it removed.
+func RemoveStale(dir string, age time.Duration) (int, error) {
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("list %s: %w", dir, err)
+	}
+	removed := 0
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "agentbot-ws-") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || time.Since(info.ModTime()) < age {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return removed, fmt.Errorf("remove %s: %w", e.Name(), err)
+		}
+		removed++
+	}
+	return removed, nil
+}
