@@ -41,22 +41,9 @@ func newServeAgent(ctx context.Context, e *env, log *slog.Logger, redactor *reda
 	if err := joinProblems(aerr, werr); err != nil {
 		return nil, err
 	}
-	awsCfg, err := awsConfig(ctx, awsSet)
+	model, modelID, err := newModel(ctx, acfg, awsSet)
 	if err != nil {
 		return nil, err
-	}
-	modelID := acfg.ModelID
-	if modelID == "" {
-		modelID = bedrock.DefaultModelID(awsCfg.Region)
-	}
-	model, err := bedrock.New(awsCfg, bedrock.Options{
-		ModelID:         modelID,
-		MaxOutputTokens: acfg.MaxOutputTokens,
-		PromptCache:     acfg.PromptCache,
-		BaseEndpoint:    acfg.BedrockEndpoint,
-	})
-	if err != nil {
-		return nil, config.Problems{err.Error()}
 	}
 	link, err := newMCPLink(e, "", log)
 	if err != nil {
@@ -187,4 +174,27 @@ func userMessage(c command.Command) (string, error) {
 		return prompt.UserMessage(c.Request)
 	}
 	return prompt.UserMessage(strings.TrimSpace(c.Verb + " " + strings.Join(c.Args, " ")))
+}
+
+// newModel is the Bedrock model the settings name (the region's default
+// Claude when MODEL_ID is empty), and its id. `serve` and `run` share it.
+func newModel(ctx context.Context, acfg config.Agent, awsSet config.AWS) (*bedrock.Model, string, error) {
+	awsCfg, err := awsConfig(ctx, awsSet)
+	if err != nil {
+		return nil, "", err
+	}
+	modelID := acfg.ModelID
+	if modelID == "" {
+		modelID = bedrock.DefaultModelID(awsCfg.Region)
+	}
+	model, err := bedrock.New(awsCfg, bedrock.Options{
+		ModelID:         modelID,
+		MaxOutputTokens: acfg.MaxOutputTokens,
+		PromptCache:     acfg.PromptCache,
+		BaseEndpoint:    acfg.BedrockEndpoint,
+	})
+	if err != nil {
+		return nil, "", config.Problems{err.Error()}
+	}
+	return model, modelID, nil
 }

@@ -212,22 +212,9 @@ func runAgent(ctx context.Context, e *env, o runOptions, acfg config.Agent, awsS
 	}
 	defer workspace.Close()
 
-	awsCfg, err := awsConfig(ctx, awsSet)
+	model, modelID, err := newModel(ctx, acfg, awsSet)
 	if err != nil {
 		return agentRun{}, err
-	}
-	modelID := acfg.ModelID
-	if modelID == "" {
-		modelID = bedrock.DefaultModelID(awsCfg.Region)
-	}
-	model, err := bedrock.New(awsCfg, bedrock.Options{
-		ModelID:         modelID,
-		MaxOutputTokens: acfg.MaxOutputTokens,
-		PromptCache:     acfg.PromptCache,
-		BaseEndpoint:    acfg.BedrockEndpoint,
-	})
-	if err != nil {
-		return agentRun{}, config.Problems{err.Error()}
 	}
 
 	consent := terminalConsent(acfg.BypassToolConsent, e.stderr)
@@ -251,7 +238,7 @@ func runAgent(ctx context.Context, e *env, o runOptions, acfg config.Agent, awsS
 
 	progress := &progressPrinter{w: e.stderr}
 	fmt.Fprintf(e.stderr, "agentbot: %s in %s, %d tools, writing under %s\n",
-		modelID, awsCfg.Region, len(agentToolList), strings.Join(acfg.WriteAllow, ", "))
+		modelID, awsSet.Region, len(agentToolList), strings.Join(acfg.WriteAllow, ", "))
 
 	res, runErr := agent.Run(ctx, model, agentToolList, agent.Config{
 		MaxTurns:           acfg.MaxTurns,
