@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -149,5 +150,36 @@ func TestPipelineExecutorReportsAFailedPipeline(t *testing.T) {
 	})
 	if n := len(gl.MergeRequests(42)); n != 1 {
 		t.Errorf("%d merge requests", n)
+	}
+}
+
+// TestPipelineHookWakesTheRun: the Pipeline Hook of a pipeline agentbot
+// started makes the run following it look at once, between its polls.
+func TestPipelineHookWakesTheRun(t *testing.T) {
+	gl, sm, s, created := pipelineServe(t)
+	post(t, s.url, "note_issue", nil)
+	pl := createdPipeline(t, gl, created)
+	polls := func() int { return gl.Count(http.MethodGet, "/api/v4/projects/42/pipelines/"+itoa(pl.ID)) }
+	// After the second poll the next one is four seconds away.
+	eventually(t, "two polls", func() bool { return polls() >= 2 })
+	if got := post(t, s.url, "pipeline_agentbot", func(h http.Header, body []byte) []byte {
+		var b map[string]any
+		if err := json.Unmarshal(body, &b); err != nil {
+			t.Fatal(err)
+		}
+		attrs := b["object_attributes"].(map[string]any)
+		attrs["id"], attrs["iid"], attrs["status"] = pl.ID, pl.IID, "failed"
+		h.Set("Idempotency-Key", "hook-"+itoa(pl.ID))
+		out, _ := json.Marshal(b)
+		return out
+	}); got != http.StatusOK {
+		t.Fatalf("hook status %d", got)
+	}
+	gl.SetPipelineStatus(pl.ID, "failed")
+	eventually(t, "the failure reply", func() bool {
+		return len(notesContaining(gl, sm, "issue", 7, "failed.")) == 2
+	})
+	if !strings.Contains(s.stderr.String(), `"msg":"pipeline hook","job":`) {
+		t.Fatal("the run did not hear of the hook")
 	}
 }

@@ -108,3 +108,38 @@ func (l *Locks) Use(ctx context.Context, key string, window time.Duration) (int,
 func likePrefix(p string) string {
 	return strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(p) + "%"
 }
+
+const pipelineSchema = `CREATE TABLE IF NOT EXISTS agentbot_pipeline (
+	project_id  BIGINT NOT NULL,
+	pipeline_id BIGINT NOT NULL,
+	status      TEXT   NOT NULL,
+	at          BIGINT NOT NULL,
+	PRIMARY KEY (project_id, pipeline_id)
+)`
+
+// RecordPipeline keeps the newest status a Pipeline Hook reported for a
+// pipeline agentbot started, so that the run following it learns of a
+// change at once instead of at its next poll.
+func (q *Queue) RecordPipeline(ctx context.Context, projectID, pipelineID int64, status string) error {
+	_, err := q.db.ExecContext(ctx, `INSERT INTO agentbot_pipeline (project_id, pipeline_id, status, at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (project_id, pipeline_id) DO UPDATE SET status = excluded.status, at = excluded.at`,
+		projectID, pipelineID, status, time.Now().Unix())
+	if err != nil {
+		return fmt.Errorf("record pipeline %d: %w", pipelineID, err)
+	}
+	return nil
+}
+
+// PipelineStatus is the newest status a hook reported; "" when none did.
+func (l *Locks) PipelineStatus(ctx context.Context, projectID, pipelineID int64) (string, error) {
+	var status string
+	err := l.db.QueryRowContext(ctx, `SELECT status FROM agentbot_pipeline WHERE project_id = $1 AND pipeline_id = $2`,
+		projectID, pipelineID).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("pipeline %d status: %w", pipelineID, err)
+	}
+	return status, nil
+}

@@ -16,7 +16,7 @@ func (q *Queue) Migrate(ctx context.Context) error {
 	if err := q.migrateRiver(ctx); err != nil {
 		return fmt.Errorf("migrate queue database: %w", err)
 	}
-	for _, schema := range []string{checkpointSchema, lockSchema, usageSchema} {
+	for _, schema := range []string{checkpointSchema, lockSchema, usageSchema, pipelineSchema} {
 		if _, err := q.db.ExecContext(ctx, schema); err != nil {
 			return fmt.Errorf("migrate queue database: %w", err)
 		}

@@ -122,12 +122,8 @@ func (s *state) followPipeline(ctx context.Context, pl followedPipeline) (pipeli
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait+deadlineMargin {
 			return pipelineOutcome{}, fmt.Errorf("pipeline #%d is still %s; the next attempt follows it on (%s)", pl.IID, last, pl.WebURL)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return pipelineOutcome{}, ctx.Err()
-		case <-t.C:
+		if err := s.waitForPipeline(ctx, pl, last, wait); err != nil {
+			return pipelineOutcome{}, err
 		}
 		wait = min(2*wait, pollMax)
 	}
@@ -225,5 +221,38 @@ func (s *state) setProgress(ctx context.Context, status string) {
 	}
 	if err := s.gl.UpdateNote(ctx, s.thread, s.progressID, s.noteKey("progress"), s.redact(s.progressBody(status))); err != nil {
 		s.log.Warn("update the progress note", "err", err)
+	}
+}
+
+// hookCheck is how often a run following a pipeline looks for news from the
+// Pipeline Hook (a local read) between its polls of the API.
+const hookCheck = time.Second
+
+// waitForPipeline waits up to d for the next poll, and less when a Pipeline
+// Hook has reported a status other than last: hooks make the bot react at
+// once, the polls are the fallback when hooks are off or lost.
+func (s *state) waitForPipeline(ctx context.Context, pl followedPipeline, last string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		step := min(hookCheck, time.Until(deadline))
+		if step <= 0 {
+			return nil
+		}
+		t := time.NewTimer(step)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		status, err := s.job.Locks.PipelineStatus(ctx, s.job.Args.ProjectID, pl.ID)
+		if err != nil {
+			s.log.Warn("read the pipeline's hook status", "err", err)
+			continue
+		}
+		if status != "" && status != last {
+			s.log.Info("pipeline hook", "status", status)
+			return nil
+		}
 	}
 }

@@ -25,6 +25,15 @@ type Bot struct {
 type Decision struct {
 	Job    *queue.RunArgs
 	Ignore string // why there is no job; a fixed phrase, never request text
+	// Pipeline is the new status of a pipeline agentbot started (the
+	// pipeline executor's): no job, but the run following it is told.
+	Pipeline *PipelineStatus
+}
+
+// PipelineStatus is a Pipeline Hook's news about one pipeline.
+type PipelineStatus struct {
+	ProjectID, PipelineID int64
+	Status                string
 }
 
 // ErrMalformed is a body that does not parse as the event it claims to be.

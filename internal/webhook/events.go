@@ -65,13 +65,17 @@ func classifyReview(e *gitlab.MergeEvent, bot Bot, now time.Time) Decision {
 // never make one, so that no rule can start itself again.
 func classifyPipeline(e *gitlab.PipelineEvent, bot Bot, now time.Time) Decision {
 	a := e.ObjectAttributes
+	own := &PipelineStatus{ProjectID: e.Project.ID, PipelineID: a.ID, Status: a.Status}
+	if own.ProjectID == 0 || own.PipelineID == 0 || own.Status == "" {
+		own = nil
+	}
 	switch {
 	case e.User != nil && bot.UserID != 0 && e.User.ID == bot.UserID:
-		return Decision{Ignore: "the bot's own pipeline"}
+		return Decision{Ignore: "the bot's own pipeline", Pipeline: own}
 	case strings.HasPrefix(strings.TrimPrefix(a.Ref, "refs/heads/"), botBranchPrefix):
 		return Decision{Ignore: "pipeline on the bot's branch"}
 	case hasBotVariable(a.Variables):
-		return Decision{Ignore: "the bot's own pipeline"}
+		return Decision{Ignore: "the bot's own pipeline", Pipeline: own}
 	case a.ID == 0 || e.Project.ID == 0 || a.Status == "":
 		return Decision{Ignore: "pipeline not identified"}
 	}

@@ -21,6 +21,12 @@ type Enqueuer interface {
 	Enqueue(ctx context.Context, args queue.RunArgs) (queue.Enqueued, error)
 }
 
+// PipelineRecorder, when the Enqueuer has it, keeps the status Pipeline
+// Hooks report for the pipelines agentbot started.
+type PipelineRecorder interface {
+	RecordPipeline(ctx context.Context, projectID, pipelineID int64, status string) error
+}
+
 // Config is the handler's settings.
 type Config struct {
 	Secret     string // GITLAB_WEBHOOK_SECRET; checked when set
@@ -112,6 +118,14 @@ func (h *handler) handle(r *http.Request, log *slog.Logger) (outcome string, sta
 	if err != nil {
 		log.Warn("webhook rejected", "reason", err.Error())
 		return OutcomeMalformed, http.StatusBadRequest, answer{Status: "malformed"}
+	}
+	if p := d.Pipeline; p != nil {
+		if rec, ok := h.q.(PipelineRecorder); ok {
+			// Best effort: the run following the pipeline polls it anyway.
+			if err := rec.RecordPipeline(r.Context(), p.ProjectID, p.PipelineID, p.Status); err != nil {
+				log.Warn("pipeline status not recorded", "err", err)
+			}
+		}
 	}
 	if d.Job == nil {
 		log.Debug("webhook ignored", "reason", d.Ignore)
