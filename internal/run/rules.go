@@ -48,16 +48,12 @@ func (s *state) pipelineEvent(ctx context.Context) error {
 
 	// The pipeline's user (who pushed, or owns the schedule) must be
 	// allowed to use the bot, as for a command.
-	var auth struct{ Level int }
-	if err := s.once(ctx, "authorize", &auth, func() (any, error) {
-		level, err := s.gl.AccessLevel(ctx, a.ProjectID, a.AuthorID)
-		auth.Level = level
-		return auth, err
-	}); err != nil {
-		return fmt.Errorf("check @%s's access to the project: %w", a.AuthorUsername, err)
+	level, err := s.authorLevel(ctx)
+	if err != nil {
+		return err
 	}
-	if auth.Level < s.minAccess() {
-		s.log.Info("pipeline rule not run: the pipeline's user may not use the bot", "user", a.AuthorUsername, "level", auth.Level)
+	if level < s.minAccess() {
+		s.log.Info("pipeline rule not run: the pipeline's user may not use the bot", "user", a.AuthorUsername, "level", level)
 		return nil
 	}
 

@@ -200,17 +200,13 @@ func (s *state) work(ctx context.Context) error {
 	}
 	// Authorization comes first, so that a note by someone who may not use
 	// the bot gets a refusal and nothing else.
-	var auth struct{ Level int }
-	if err := s.once(ctx, "authorize", &auth, func() (any, error) {
-		level, err := s.gl.AccessLevel(ctx, a.ProjectID, a.AuthorID)
-		auth.Level = level
-		return auth, err
-	}); err != nil {
-		return fmt.Errorf("check @%s's access to the project: %w", a.AuthorUsername, err)
+	level, err := s.authorLevel(ctx)
+	if err != nil {
+		return err
 	}
-	if auth.Level < s.minAccess() {
-		s.log.Info("refused", "author", a.AuthorUsername, "level", auth.Level)
-		return s.reply(ctx, "refusal", refusal(a.AuthorUsername, auth.Level, s.minAccess()))
+	if level < s.minAccess() {
+		s.log.Info("refused", "author", a.AuthorUsername, "level", level)
+		return s.reply(ctx, "refusal", refusal(a.AuthorUsername, level, s.minAccess()))
 	}
 	if a.NoteID != 0 { // a review request has no note
 		if err := s.once(ctx, "ack", nil, func() (any, error) {
@@ -346,4 +342,19 @@ func isPermanent(err error) bool {
 // failed and what to check, never a stack trace or a secret.
 func userMessage(err error) string {
 	return err.Error()
+}
+
+// authorLevel is the access level on the project of whoever started the run
+// (members including inherited ones; 0 for none), checked once per run.
+func (s *state) authorLevel(ctx context.Context) (int, error) {
+	a := s.job.Args
+	var auth struct{ Level int }
+	if err := s.once(ctx, "authorize", &auth, func() (any, error) {
+		level, err := s.gl.AccessLevel(ctx, a.ProjectID, a.AuthorID)
+		auth.Level = level
+		return auth, err
+	}); err != nil {
+		return 0, fmt.Errorf("check @%s's access to the project: %w", a.AuthorUsername, err)
+	}
+	return auth.Level, nil
 }
