@@ -310,7 +310,7 @@ func (p *publisher) resultNote(out agentRun, res publishResult, mr gitlab.MergeR
 		b.WriteString("✅ Done; the files were already on the branch.\n\n")
 	}
 	if ans := strings.TrimSpace(out.res.Answer); ans != "" {
-		b.WriteString(publish.Blockquote(publish.Cut(ans, 50000, "answer cut; the full text is in the merge request")))
+		b.WriteString(publish.Blockquote(publish.Neutralize(publish.Cut(ans, 50000, "answer cut; the full text is in the merge request"))))
 		b.WriteString("\n\n")
 	}
 	if len(out.written) > 0 {

@@ -36,3 +36,26 @@ func Cut(s string, n int, note string) string {
 func InlineCode(s string) string {
 	return strings.ReplaceAll(strings.Join(strings.Fields(s), " "), "`", "'")
 }
+
+// Neutralize keeps text written by the model from acting on GitLab when
+// posted: a line that starts with "/" would be a quick action (/merge,
+// /approve) run with the bot's rights.
+// GitLab does not run quick actions inside fenced code, which is left as is.
+func Neutralize(text string) string {
+	lines := strings.Split(text, "\n")
+	fence := ""
+	for i, l := range lines {
+		t := strings.TrimLeft(l, " \t>")
+		switch {
+		case fence != "":
+			if strings.HasPrefix(t, fence) {
+				fence = ""
+			}
+		case strings.HasPrefix(t, "```") || strings.HasPrefix(t, "~~~"):
+			fence = t[:3]
+		case strings.HasPrefix(t, "/"):
+			lines[i] = l[:len(l)-len(t)] + "\\" + t
+		}
+	}
+	return strings.Join(lines, "\n")
+}

@@ -135,7 +135,7 @@ func Description(r Request, files []string) string {
 	b.WriteString(".\n\n")
 	if s := strings.TrimSpace(r.Summary); s != "" {
 		b.WriteString("### Summary\n\n")
-		b.WriteString(Cut(s, 20000, "cut: the full answer is on the thread"))
+		b.WriteString(Neutralize(Cut(s, 20000, "cut: the full answer is on the thread")))
 		b.WriteString("\n\n")
 	}
 	b.WriteString("### Files\n\n")

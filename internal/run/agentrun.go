@@ -367,7 +367,7 @@ func finalReport(runID int64, c command.Command, out agentOutput, p pushed, mr m
 		b.WriteString("✅ Done; the files were already on the branch.\n\n")
 	}
 	if ans := strings.TrimSpace(out.Answer); ans != "" {
-		b.WriteString(publish.Blockquote(bounded(ans, 50000)))
+		b.WriteString(publish.Blockquote(publish.Neutralize(bounded(ans, 50000))))
 		b.WriteString("\n\n")
 	}
 	if names := out.fileNames(); len(names) > 0 {

@@ -275,29 +275,6 @@ func untrusted(text string) string {
 
 var untrustedTag = regexp.MustCompile(`(?i)<\s*/?\s*untrusted_gitlab_content\s*>`)
 
-// neutralize keeps text written by the model from acting on GitLab when
-// posted: a line that starts with "/" would be a quick action (/merge,
-// /approve) run with the bot's rights.
-// GitLab does not run quick actions inside fenced code, which is left as is.
-func neutralize(text string) string {
-	lines := strings.Split(text, "\n")
-	fence := ""
-	for i, l := range lines {
-		t := strings.TrimLeft(l, " \t>")
-		switch {
-		case fence != "":
-			if strings.HasPrefix(t, fence) {
-				fence = ""
-			}
-		case strings.HasPrefix(t, "```") || strings.HasPrefix(t, "~~~"):
-			fence = t[:3]
-		case strings.HasPrefix(t, "/"):
-			lines[i] = l[:len(l)-len(t)] + "\\" + t
-		}
-	}
-	return strings.Join(lines, "\n")
-}
-
 // projectMR applies the project's merge request settings: draft, and its
 // labels and reviewers beside the operator's.
 func (s *state) projectMR(r *publish.Request) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gitlab.com/agentbot/agentbot/internal/publish"
 	"path"
 	"regexp"
 	"strconv"
@@ -135,7 +136,7 @@ func (s *state) review(ctx context.Context) error {
 		c := &out.Inline[i]
 		step := "inline-" + strconv.Itoa(i)
 		err := s.once(ctx, step, nil, func() (any, error) {
-			body := s.redact(neutralize(c.Comment)) + "\n\n<sub>agentbot review of `" + short(out.Refs.HeadSHA) + "`</sub>"
+			body := s.redact(publish.Neutralize(c.Comment)) + "\n\n<sub>agentbot review of `" + short(out.Refs.HeadSHA) + "`</sub>"
 			_, err := s.gl.CreateMRDiscussion(ctx, a.ProjectID, a.IID, reviewKey(target.Head)+"-"+strconv.Itoa(i), body, &c.Pos)
 			return nil, err
 		})
@@ -502,7 +503,7 @@ func reviewReport(runID int64, c command.Command, target reviewTarget, out revie
 		}
 	}
 	if ans := strings.TrimSpace(out.Answer); ans != "" {
-		b.WriteString(neutralize(bounded(ans, 50000)))
+		b.WriteString(publish.Neutralize(bounded(ans, 50000)))
 		b.WriteString("\n\n")
 	}
 	if len(out.Other) > 0 {
@@ -512,7 +513,7 @@ func reviewReport(runID int64, c command.Command, target reviewTarget, out revie
 			if f.Line > 0 {
 				where += " line " + strconv.FormatInt(f.Line, 10)
 			}
-			fmt.Fprintf(&b, "- %s: %s\n", where, strings.Join(strings.Fields(neutralize(f.Comment)), " "))
+			fmt.Fprintf(&b, "- %s: %s\n", where, strings.Join(strings.Fields(publish.Neutralize(f.Comment)), " "))
 		}
 		b.WriteString("\n")
 	}

@@ -88,14 +88,6 @@ func TestDiffTextSkipsIgnoredAndBoundsSize(t *testing.T) {
 	}
 }
 
-func TestNeutralizeQuickActions(t *testing.T) {
-	in := "Fine.\n/approve\n  /merge\n> /close\n```\n/not-in-code\n```\nsee a/b"
-	want := "Fine.\n\\/approve\n  \\/merge\n> \\/close\n```\n/not-in-code\n```\nsee a/b"
-	if got := neutralize(in); got != want {
-		t.Fatalf("neutralize = %q\nwant %q", got, want)
-	}
-}
-
 func TestCleanLogAndErrorLines(t *testing.T) {
 	log := "\x1b[0KRunning with gitlab-runner\r\n" +
 		"section_start:1:step_script\r\x1b[0K\x1b[32;1m$ make test\x1b[0;m\n" +

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gitlab.com/agentbot/agentbot/internal/publish"
 	"regexp"
 	"strconv"
 	"strings"
@@ -362,7 +363,7 @@ func diagnosisReport(runID int64, c command.Command, rule string, d diagnosis) s
 		b.WriteString("\n\n")
 	}
 	if ans := strings.TrimSpace(d.Answer); ans != "" {
-		b.WriteString(neutralize(bounded(ans, 30000)) + "\n\n")
+		b.WriteString(publish.Neutralize(bounded(ans, 30000)) + "\n\n")
 	}
 	if len(d.Jobs) > 0 {
 		b.WriteString("**Failed jobs**\n\n")
