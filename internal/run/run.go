@@ -307,17 +307,6 @@ func refusal(username string, level, min int) string {
 		username, config.AccessLevelName(min), config.AccessLevelName(level))
 }
 
-func summary(c command.Command) string {
-	if c.Kind == command.Analyze {
-		return "analyze " + c.Ticker
-	}
-	s := c.Request
-	if len(s) > 80 {
-		s = s[:80] + "…"
-	}
-	return s
-}
-
 // permanentError is a failure a retry cannot fix.
 type permanentError struct{ err error }
 
