@@ -186,14 +186,14 @@ func (s *state) request(summary string) publish.Request {
 
 // openWorkspace fetches the project (once per attempt).
 func (s *state) openWorkspace(ctx context.Context) (*workspace.Workspace, publish.Target, error) {
+	if s.ws != nil {
+		return s.ws, s.target, nil
+	}
 	t, err := publish.Resolve(ctx, s.gl, s.request(""))
 	if err != nil {
 		return nil, t, err
 	}
 	s.projectTarget(&t) // repoconfig.go
-	if s.ws != nil {
-		return s.ws, t, nil
-	}
 	g := s.cfg.Git
 	ws, err := workspace.Open(ctx, workspace.Options{
 		RemoteURL:      t.Project.HTTPURLToRepo,
@@ -213,7 +213,7 @@ func (s *state) openWorkspace(ctx context.Context) (*workspace.Workspace, publis
 	if err != nil {
 		return nil, t, fmt.Errorf("fetch %s: %w", t.Project.PathWithNamespace, err)
 	}
-	s.ws = ws
+	s.ws, s.target = ws, t
 	return ws, t, nil
 }
 

@@ -185,6 +185,7 @@ type state struct {
 
 	progressID int64                // the run's progress note, once posted
 	ws         *workspace.Workspace // open during one attempt; reopened after a crash
+	target     publish.Target       // where ws was fetched from and pushes to
 	project    *project             // the project's settings, once read (repoconfig.go)
 }
 
