@@ -51,7 +51,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	defer cancel()
 	bot, err := gl.CurrentUser(startCtx)
 	if err != nil {
-		return fmt.Errorf("find the bot's own user (GET /user on %s): %w", cfg.GitLab.URL, err)
+		return fmt.Errorf("find the bot's own user (GET /user on %s; check GITLAB_URL and GITLAB_TOKEN): %w", cfg.GitLab.URL, err)
 	}
 	log.Info("gitlab user", "username", bot.Username, "id", bot.ID)
 
