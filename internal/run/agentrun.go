@@ -158,8 +158,10 @@ func (s *state) agentRun(ctx context.Context) error {
 		if err := s.gl.AwardEmoji(ctx, s.thread, a.NoteID, emoji); err != nil {
 			return nil, fmt.Errorf("react to the note: %w", err)
 		}
+		// Left behind, 👀 would say the bot is still at it; the step is
+		// idempotent, so a failure here is retried with the rest of it.
 		if err := s.gl.RemoveEmoji(ctx, s.thread, a.NoteID, "eyes"); err != nil {
-			s.log.Warn("could not remove 👀", "err", err)
+			return nil, fmt.Errorf("remove 👀 from the note: %w", err)
 		}
 		return nil, nil
 	})
