@@ -143,25 +143,25 @@ func (s *state) agentRun(ctx context.Context) error {
 			return err
 		}
 	}
+	// The reactions go first and the answer last: an answer on the thread
+	// means the run is over, reactions included. Every call is idempotent,
+	// so a failure anywhere retries the whole step.
 	return s.once(ctx, "report", nil, func() (any, error) {
+		if a.NoteID != 0 { // a pipeline rule's run has no note to react to
+			emoji := "white_check_mark"
+			if out.Outcome != agent.OutcomeDone {
+				emoji = "x"
+			}
+			if err := s.gl.AwardEmoji(ctx, s.thread, a.NoteID, emoji); err != nil {
+				return nil, fmt.Errorf("react to the note: %w", err)
+			}
+			if err := s.gl.RemoveEmoji(ctx, s.thread, a.NoteID, "eyes"); err != nil {
+				return nil, fmt.Errorf("remove 👀 from the note: %w", err)
+			}
+		}
 		body := s.redact(finalReport(s.job.ID, a.Command, out, push, mr, confidentialHold))
 		if err := s.gl.UpdateNote(ctx, s.thread, s.progressID, s.noteKey("progress"), body); err != nil {
 			return nil, fmt.Errorf("post the answer: %w", err)
-		}
-		emoji := "white_check_mark"
-		if out.Outcome != agent.OutcomeDone {
-			emoji = "x"
-		}
-		if a.NoteID == 0 { // a pipeline rule's run
-			return nil, nil
-		}
-		if err := s.gl.AwardEmoji(ctx, s.thread, a.NoteID, emoji); err != nil {
-			return nil, fmt.Errorf("react to the note: %w", err)
-		}
-		// Left behind, 👀 would say the bot is still at it; the step is
-		// idempotent, so a failure here is retried with the rest of it.
-		if err := s.gl.RemoveEmoji(ctx, s.thread, a.NoteID, "eyes"); err != nil {
-			return nil, fmt.Errorf("remove 👀 from the note: %w", err)
 		}
 		return nil, nil
 	})
